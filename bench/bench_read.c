@@ -1,0 +1,143 @@
+/* bench_read.c — what routing costs on a replica read, measured in one run
+ * against raw libpq on the same replica and the same query.
+ *
+ *   bench_read DSN [iterations]    (DSN: a primary and ONE replica)
+ *
+ * Variants, interleaved in blocks so drift hits all alike; each reports the
+ * median of per-read latencies and its ratio to raw PQexecParams:
+ *   raw_exec_params   PQexecParams on the replica (the baseline)
+ *   raw_prepared      PQexecPrepared on the replica
+ *   walrouter_cached  wr_query; the replica's known position covers the need
+ *   walrouter_checked wr_query; the known position is forgotten before each
+ *                     read, so pg_last_wal_replay_lsn() is piggybacked */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define QUERY "SELECT id, v FROM bench_items WHERE id = $1::int"
+#define BLOCK 500
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_us(uint64_t *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_u64);
+    return (double)v[n / 2] / 1000.0;
+}
+
+static void die(const char *what, const char *msg) {
+    fprintf(stderr, "bench_read: %s: %s\n", what, msg);
+    exit(1);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) die("usage", "bench_read DSN [iterations]");
+    int iters = argc > 2 ? atoi(argv[2]) : 10000;
+    if (iters < BLOCK) iters = BLOCK;
+    iters -= iters % BLOCK;
+
+    wr_cluster *c = NULL;
+    if (wr_cluster_open(&c, argv[1], NULL) != WR_OK) die("open", wr_cluster_errmsg(c));
+    int replica = -1;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->nodes[i].role == WR_ROLE_REPLICA) replica = (int)i;
+    if (replica < 0 || c->primary < 0) die("open", "need a primary and a replica");
+
+    wr_session *s = wr_session_new(c);
+    if (wr_exec(s, "CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, v text)", 0, NULL, NULL) ||
+        wr_exec(s, "INSERT INTO bench_items SELECT g, 'item ' || g FROM generate_series(1, 1000) g "
+                   "ON CONFLICT DO NOTHING", 0, NULL, NULL))
+        die("setup", wr_session_errmsg(s));
+
+    PGconn *raw = wr_dsn_connect(&c->dsn, (size_t)replica);
+    if (PQstatus(raw) != CONNECTION_OK) die("raw connect", PQerrorMessage(raw));
+    PGresult *pr = PQprepare(raw, "bench", QUERY, 1, NULL);
+    if (PQresultStatus(pr) != PGRES_COMMAND_OK) die("prepare", PQresultErrorMessage(pr));
+    PQclear(pr);
+    /* Wait (polling) until the replica has the rows. */
+    for (;;) {
+        PGresult *r = PQexec(raw, "SELECT count(*) FROM bench_items");
+        int ok = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) >= 1000;
+        PQclear(r);
+        if (ok) break;
+    }
+
+    enum { RAW_PARAMS, RAW_PREPARED, WR_CACHED, WR_CHECKED, NV };
+    static const char *names[NV] = {"raw_exec_params", "raw_prepared", "walrouter_cached", "walrouter_checked"};
+    uint64_t *lat[NV];
+    for (int v = 0; v < NV; v++)
+        if (!(lat[v] = malloc(sizeof(uint64_t) * (size_t)iters))) die("malloc", "out of memory");
+    int served_replica[NV] = {0}, checked_reason = 0;
+
+    /* Warm up every path (connections, prepared statements). */
+    for (int i = 0; i < 200; i++) {
+        wr_result *r = NULL;
+        char id[16];
+        snprintf(id, sizeof id, "%d", 1 + i % 1000);
+        const char *p[1] = {id};
+        wr_query(s, QUERY, 1, p, 0, &r);
+        wr_result_free(r);
+        PQclear(PQexecParams(raw, QUERY, 1, NULL, p, NULL, NULL, 0));
+        PQclear(PQexecPrepared(raw, "bench", 1, p, NULL, NULL, 0));
+    }
+
+    for (int base = 0; base < iters; base += BLOCK) {
+        for (int v = 0; v < NV; v++) {
+            for (int k = 0; k < BLOCK; k++) {
+                int i = base + k;
+                char id[16];
+                snprintf(id, sizeof id, "%d", 1 + i % 1000);
+                const char *p[1] = {id};
+                if (v == WR_CHECKED) { /* forget the replica's position */
+                    pthread_mutex_lock(&c->mu);
+                    c->nodes[replica].lsn = 0;
+                    c->nodes[replica].lsn_at_us = 0;
+                    pthread_mutex_unlock(&c->mu);
+                }
+                uint64_t t0 = now_ns();
+                if (v == RAW_PARAMS || v == RAW_PREPARED) {
+                    PGresult *r = v == RAW_PARAMS ? PQexecParams(raw, QUERY, 1, NULL, p, NULL, NULL, 0)
+                                                  : PQexecPrepared(raw, "bench", 1, p, NULL, NULL, 0);
+                    lat[v][i] = now_ns() - t0;
+                    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) die("raw read", PQresultErrorMessage(r));
+                    PQclear(r);
+                    served_replica[v]++;
+                } else {
+                    wr_result *r = NULL;
+                    if (wr_query(s, QUERY, 1, p, 0, &r) != WR_OK) die("read", wr_session_errmsg(s));
+                    lat[v][i] = now_ns() - t0;
+                    if (wr_result_nrows(r) != 1) die("read", "wrong row count");
+                    served_replica[v] += wr_result_node(r) == replica;
+                    checked_reason += v == WR_CHECKED && wr_result_reason(r) == WR_REASON_REPLICA_CHECKED;
+                    wr_result_free(r);
+                }
+            }
+        }
+    }
+    double base_us = 0;
+    printf("%d reads per variant on replica %s, query: %s\n", iters, wr_cluster_node_name(c, (size_t)replica), QUERY);
+    for (int v = 0; v < NV; v++) {
+        double m = median_us(lat[v], iters);
+        if (v == RAW_PARAMS) base_us = m;
+        printf("  %-18s median %8.1f us  %.3fx raw PQexecParams  (%d/%d on the replica)\n", names[v], m,
+               m / base_us, served_replica[v], iters);
+        free(lat[v]);
+    }
+    printf("  checked variant: %d/%d reads carried the piggybacked check\n", checked_reason, iters);
+    PQfinish(raw);
+    wr_session_free(s);
+    wr_cluster_close(c);
+    return 0;
+}

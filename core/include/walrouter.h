@@ -1,0 +1,225 @@
+/*
+ * walrouter.h — use a PostgreSQL primary and its streaming replicas as one
+ * database. Writes go to the primary; reads go to a replica that is provably
+ * fresh enough for the session (by WAL position), else, after a short bounded
+ * retry, to the primary.
+ *
+ * Handles:
+ *   wr_cluster  the configuration, node state and connection pools. Opened
+ *               once, shared by every thread (thread-safe).
+ *   wr_session  one per request or user: cheap, used by one thread at a time.
+ *               Carries the session's timeline (what it must see).
+ *   wr_result   the rows of one statement and where it ran.
+ *
+ * Every call that can fail returns a wr_status; the details (message, SQLSTATE,
+ * node) stay on the handle until its next call. No message ever contains a
+ * password. Enums only grow at the end.
+ */
+#ifndef WALROUTER_H
+#define WALROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "walrouter_decide.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WR_VERSION "0.1.0"
+
+typedef struct wr_cluster wr_cluster;
+typedef struct wr_session wr_session;
+typedef struct wr_result wr_result;
+
+typedef enum wr_status {
+    WR_OK = 0,
+    WR_ERR_ARG = 1,             /* bad argument: DSN, option, parameter, misuse */
+    WR_ERR_TOKEN = 2,           /* malformed, tampered or foreign token */
+    WR_ERR_CONNECT = 3,         /* the node(s) needed could not be reached */
+    WR_ERR_SQL = 4,             /* the server rejected the statement (SQLSTATE) */
+    WR_ERR_UNKNOWN_OUTCOME = 5, /* connection lost while a write or commit was
+                                   in flight: it may or may not have run */
+    WR_ERR_NO_PRIMARY = 6,      /* no node is (currently) the primary */
+    WR_ERR_STATE = 7,           /* call not valid now (e.g. commit with no
+                                   transaction, begin inside one) */
+    WR_ERR_NOMEM = 8,
+    WR_ERR_INTERNAL = 9
+} wr_status;
+
+/* Short stable name of a status ("ok", "sql_error", ...); never NULL. */
+const char *wr_status_name(wr_status s);
+
+/* ---- options ------------------------------------------------------------
+ * `wr_options opt = {0};` is a valid configuration: every zero field means
+ * the documented default. New fields are added at the end. */
+typedef struct wr_options {
+    uint32_t read_budget_ms;      /* 0: 200. How long a read may retry
+                                     replicas before it goes to the primary */
+    uint32_t retry_interval_ms;   /* 0: 10. Wait between replica re-checks */
+    uint32_t pool_size;           /* 0: 8. Idle connections kept per node */
+    uint32_t stmt_cache_size;     /* 0: 64. Prepared statements per connection */
+    int      no_stmt_cache;       /* nonzero: never prepare (for transaction-
+                                     pooling proxies such as PgBouncer) */
+    uint32_t connect_timeout_s;   /* 0: 5 (unless the DSN sets connect_timeout) */
+    uint32_t token_ttl_s;         /* 0: 86400. Older tokens are ignored */
+    size_t   token_key_len;       /* bytes of token_key used; 0: no signing */
+    char     token_key[256];      /* HMAC-SHA256 key for session tokens */
+    uint64_t max_lag_bytes;       /* 0: no limit. A replica further behind
+                                     than this serves no reads (G4) */
+    uint32_t max_lag_ms;          /* 0: no limit. Same, in replay time */
+    uint32_t refresh_interval_ms; /* 0: 1000. Least time between two lag
+                                     refreshes of the cluster */
+} wr_options;
+
+/* Sets one option by name from text, as the bindings and config files do
+ * ("read_budget_ms", "200"). Names are the field names above; booleans take
+ * 1/0/true/false/on/off; token_key takes the key text. Returns WR_ERR_ARG with
+ * a message naming the key when the key is unknown or the value is invalid. */
+wr_status wr_options_set(wr_options *o, const char *key, const char *value,
+                         char *errbuf, size_t errlen);
+
+/* ---- cluster ------------------------------------------------------------ */
+
+/* Opens a cluster from one libpq connection string, URI or key=value, listing
+ * every node: "postgresql://user:pw@h1:5432,h2:5433,h3:5434/db". Connects to
+ * each host and discovers which is the primary. Succeeds when at least one node
+ * is reachable. opt may be NULL (defaults).
+ * *out always receives a handle (NULL only when memory ran out), also on
+ * failure, where it carries the error; close it with wr_cluster_close. */
+wr_status wr_cluster_open(wr_cluster **out, const char *dsn,
+                          const wr_options *opt);
+void wr_cluster_close(wr_cluster *c); /* NULL is a no-op */
+
+/* The last error of the cluster handle itself (open, refresh). Never NULL;
+ * "" when none. Only meaningful from the thread that made the failing call. */
+const char *wr_cluster_errmsg(const wr_cluster *c);
+
+size_t wr_cluster_nnodes(const wr_cluster *c);
+/* "host:port" of node i (DSN order), lives as long as c; "" if out of range. */
+const char *wr_cluster_node_name(const wr_cluster *c, size_t i);
+/* Index of the current primary, or -1 when none is known. */
+int wr_cluster_primary(wr_cluster *c);
+
+typedef enum wr_node_state {
+    WR_STATE_UNKNOWN = 0,
+    WR_STATE_UP = 1,          /* the primary, reachable */
+    WR_STATE_STREAMING = 2,   /* replica, caught up or within a small lag */
+    WR_STATE_CATCHING_UP = 3, /* replica, behind but replaying */
+    WR_STATE_LAGGING = 4,     /* replica, past a staleness limit: no reads */
+    WR_STATE_DOWN = 5         /* unreachable */
+} wr_node_state;
+
+const char *wr_node_state_name(wr_node_state s); /* "streaming", ... */
+
+/* A snapshot of one node, for status displays and metrics. */
+typedef struct wr_node_status {
+    char host[128];
+    int port;
+    wr_role role;
+    wr_node_state state;
+    int64_t lag_bytes;         /* primary's position minus replay; -1 unknown */
+    double lag_seconds;        /* 0 when caught up (also on an idle primary);
+                                  -1 unknown */
+    wr_lsn replay_lsn;         /* replica: replay position; primary: insert */
+    double replay_rate;        /* bytes/s, -1 unknown */
+    int64_t last_check_unix_ms;/* 0: never */
+    int conns_in_use;
+    int conns_idle;
+    char last_error[256];      /* "" when none; never a password */
+    uint64_t served[WR_REASON_COUNT]; /* statements served, per reason */
+    uint64_t errors;
+} wr_node_status;
+
+/* Probes every node now (roles, positions, lag). Thread-safe. */
+wr_status wr_cluster_refresh(wr_cluster *c);
+
+/* Copies node i's status (refreshing first if the last refresh is older than
+ * refresh_interval_ms). */
+wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out);
+
+/* ---- session ------------------------------------------------------------ */
+
+/* A new empty session on c (NULL only when memory ran out). The cluster must
+ * outlive it. */
+wr_session *wr_session_new(wr_cluster *c);
+void wr_session_free(wr_session *s); /* NULL is a no-op; rolls back an open
+                                        transaction and returns connections */
+
+/* Resumes the timeline carried by a token (see wr_session_token). A token
+ * beyond the primary's current position is clamped to it; an expired token
+ * is ignored (returns WR_OK, timeline left empty). A malformed, tampered or
+ * unsigned-when-a-key-is-set token returns WR_ERR_TOKEN and changes nothing. */
+wr_status wr_session_resume(wr_session *s, const char *token);
+
+/* Also require the freshness named by another token (merged into this
+ * session's need). Same validation as wr_session_resume. */
+wr_status wr_session_require(wr_session *s, const char *token);
+
+/* The session's timeline as a token; the string lives until the next call on
+ * s. Never NULL (at worst ""). */
+const char *wr_session_token(wr_session *s);
+
+/* The session's current need (the position a replica must have replayed). */
+wr_lsn wr_session_need(const wr_session *s);
+
+/* Error of the last failed call on s. Message never NULL ("" when none);
+ * SQLSTATE "" when none; node -1 when none. */
+wr_status   wr_session_errcode(const wr_session *s);
+const char *wr_session_errmsg(const wr_session *s);
+const char *wr_session_sqlstate(const wr_session *s);
+int         wr_session_errnode(const wr_session *s);
+
+/* Flags for wr_query */
+#define WR_PRIMARY 1u /* read from the primary this once */
+
+/* Runs a read (SELECT...) with $1..$n text parameters (params[i] NULL is SQL
+ * NULL; params may be NULL when nparams is 0). *out receives the result (free
+ * with wr_result_free) and may be NULL to discard it. A statement a replica
+ * refuses as a write (25006) is re-run on the primary. */
+wr_status wr_query(wr_session *s, const char *sql, int nparams,
+                   const char *const *params, unsigned flags, wr_result **out);
+
+/* Runs a write on the primary and records its commit position, so every later
+ * read of this session sees it (G1). A write is re-sent only when it provably
+ * did not run (no connection made, or the node turned read-only: 25006);
+ * otherwise a lost connection is WR_ERR_UNKNOWN_OUTCOME. */
+wr_status wr_exec(wr_session *s, const char *sql, int nparams,
+                  const char *const *params, wr_result **out);
+
+/* Flags for wr_begin */
+#define WR_READ_ONLY 1u /* a read-only transaction, on one fresh replica */
+
+/* Explicit transaction: every statement until commit/rollback runs on one
+ * connection of one node (G6): the primary, or with WR_READ_ONLY one replica
+ * fresh enough for the session. */
+wr_status wr_begin(wr_session *s, unsigned flags);
+wr_status wr_commit(wr_session *s);
+wr_status wr_rollback(wr_session *s);
+int wr_session_in_transaction(const wr_session *s);
+
+/* ---- results ------------------------------------------------------------ */
+
+void wr_result_free(wr_result *r); /* NULL is a no-op */
+int wr_result_nrows(const wr_result *r);
+int wr_result_ncols(const wr_result *r);
+const char *wr_result_colname(const wr_result *r, int col); /* NULL if out of range */
+uint32_t wr_result_coltype(const wr_result *r, int col);    /* type OID */
+/* Text value, NULL for SQL NULL or out of range; lives as long as r. */
+const char *wr_result_value(const wr_result *r, int row, int col);
+int wr_result_isnull(const wr_result *r, int row, int col);
+int wr_result_length(const wr_result *r, int row, int col);
+/* Rows affected by a write (INSERT/UPDATE/DELETE...), else 0. */
+int64_t wr_result_affected(const wr_result *r);
+const char *wr_result_command(const wr_result *r); /* command tag, e.g. "INSERT 0 1" */
+int wr_result_node(const wr_result *r);            /* node that served it */
+wr_reason wr_result_reason(const wr_result *r);    /* why that node */
+/* Position tied to the result: a write's commit position; a replica read's
+ * proven replay position; a primary read's insert position. */
+wr_lsn wr_result_lsn(const wr_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WALROUTER_H */

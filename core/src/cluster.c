@@ -1,0 +1,346 @@
+/* cluster.c — the shared handle: open/close, per-node connection pools,
+ * probes of roles and positions, and the copies of node state that each
+ * decision reads. One mutex guards node state; no I/O is done under it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* One round trip tells role, position and replay lag (0 when nothing is
+ * waiting to be replayed, so an idle primary does not make lag grow). */
+#define PROBE_SQL                                                                        \
+    "SELECT pg_is_in_recovery(),"                                                        \
+    " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"                       \
+    " ELSE pg_current_wal_insert_lsn() END,"                                             \
+    " CASE WHEN NOT pg_is_in_recovery() THEN 0"                                          \
+    " WHEN pg_last_wal_receive_lsn() IS NULL"                                            \
+    "  OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0"                  \
+    " ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1) END"
+
+uint64_t wr_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void wr_sleep_us(uint64_t us) {
+    struct timespec ts = {.tv_sec = (time_t)(us / 1000000u), .tv_nsec = (long)(us % 1000000u) * 1000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static int64_t unix_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *wr_cluster_secret(const wr_cluster *c) { return c->dsn.password; }
+
+wr_status wr_cluster_open(wr_cluster **out, const char *dsn, const wr_options *opt) {
+    if (!out) return WR_ERR_ARG;
+    wr_cluster *c = calloc(1, sizeof *c);
+    *out = c;
+    if (!c) return WR_ERR_NOMEM;
+    pthread_mutex_init(&c->mu, NULL);
+    wr_err_clear(&c->err);
+    c->primary = -1;
+    wr_options_resolve(opt, &c->opt);
+    for (size_t i = 0; i < WR_MAX_NODES; i++) wr_node_init(&c->nodes[i]);
+    wr_status st = wr_dsn_parse(&c->dsn, dsn, c->opt.connect_timeout_s, &c->err);
+    if (st != WR_OK) return st;
+    c->n = c->dsn.n;
+    wr_cluster_probe_all(c);
+    for (size_t i = 0; i < c->n; i++)
+        if (c->nodes[i].up) return WR_OK;
+    char msg[WR_MSG_SIZE] = "";
+    for (size_t i = 0; i < c->n; i++) {
+        size_t len = strlen(msg);
+        snprintf(msg + len, sizeof msg - len, "%s%s: %s", i ? "; " : "", c->dsn.name[i],
+                 c->nodes[i].last_error);
+    }
+    return wr_err_set(&c->err, c->dsn.password, WR_ERR_CONNECT, -1, NULL,
+                      "no node of the cluster is reachable: %s", msg);
+}
+
+void wr_cluster_close(wr_cluster *c) {
+    if (!c) return;
+    for (size_t i = 0; i < WR_MAX_NODES; i++) {
+        wr_conn *conn = c->nodes[i].idle;
+        while (conn) {
+            wr_conn *next = conn->next;
+            wr_conn_free(conn);
+            conn = next;
+        }
+    }
+    wr_dsn_free(&c->dsn);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+const char *wr_cluster_errmsg(const wr_cluster *c) { return c ? c->err.msg : "no cluster handle"; }
+size_t wr_cluster_nnodes(const wr_cluster *c) { return c ? c->n : 0; }
+
+const char *wr_cluster_node_name(const wr_cluster *c, size_t i) {
+    return c && i < c->n ? c->dsn.name[i] : "";
+}
+
+int wr_cluster_primary(wr_cluster *c) {
+    pthread_mutex_lock(&c->mu);
+    int p = c->primary;
+    pthread_mutex_unlock(&c->mu);
+    return p;
+}
+
+/* Records the role a node reports; under the lock. */
+static void set_role(wr_cluster *c, int i, wr_role role) {
+    c->nodes[i].role = role;
+    if (role == WR_ROLE_PRIMARY) {
+        c->primary = i;
+    } else if (c->primary == i) {
+        c->primary = -1;
+    }
+}
+
+static void mark_down_locked(wr_cluster *c, int i, const char *why) {
+    wr_node_mark_down(&c->nodes[i], wr_now_us(), c->seed++, why);
+}
+
+void wr_cluster_node_down(wr_cluster *c, int i, const char *why) {
+    char masked[256];
+    snprintf(masked, sizeof masked, "%s", why ? why : "");
+    wr_mask_secrets(masked, sizeof masked, c->dsn.password);
+    pthread_mutex_lock(&c->mu);
+    mark_down_locked(c, i, masked);
+    pthread_mutex_unlock(&c->mu);
+}
+
+wr_status wr_cluster_borrow(wr_cluster *c, int i, wr_conn **out, wr_err *e) {
+    wr_conn *conn;
+    *out = NULL;
+    if (i < 0 || (size_t)i >= c->n)
+        return wr_err_set(e, NULL, WR_ERR_INTERNAL, -1, NULL, "no such node %d", i);
+    pthread_mutex_lock(&c->mu);
+    c->nodes[i].in_use++;
+    for (;;) {
+        conn = c->nodes[i].idle;
+        if (!conn) break;
+        c->nodes[i].idle = conn->next;
+        c->nodes[i].nidle--;
+        conn->next = NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (wr_conn_idle_ok(conn)) {
+            *out = conn;
+            return WR_OK;
+        }
+        wr_conn_free(conn); /* the server closed it while it was idle */
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+
+    PGconn *pg = wr_dsn_connect(&c->dsn, (size_t)i);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        wr_status st = wr_err_set(e, c->dsn.password, pg ? WR_ERR_CONNECT : WR_ERR_NOMEM, i, NULL,
+                                  "%s: %s", c->dsn.name[i], pg ? PQerrorMessage(pg) : "out of memory");
+        PQfinish(pg);
+        pthread_mutex_lock(&c->mu);
+        c->nodes[i].in_use--;
+        c->nodes[i].errors++;
+        mark_down_locked(c, i, e->msg);
+        pthread_mutex_unlock(&c->mu);
+        return st;
+    }
+    const char *hs = PQparameterStatus(pg, "in_hot_standby");
+    conn = wr_conn_new(pg, i, !c->opt.no_stmt_cache, c->opt.stmt_cache_size);
+    if (!conn) {
+        PQfinish(pg);
+        pthread_mutex_lock(&c->mu);
+        c->nodes[i].in_use--;
+        pthread_mutex_unlock(&c->mu);
+        return wr_err_set(e, NULL, WR_ERR_NOMEM, i, NULL, "out of memory");
+    }
+    pthread_mutex_lock(&c->mu);
+    wr_node_mark_up(&c->nodes[i]);
+    if (hs) set_role(c, i, strcmp(hs, "on") == 0 ? WR_ROLE_REPLICA : WR_ROLE_PRIMARY);
+    pthread_mutex_unlock(&c->mu);
+    *out = conn;
+    return WR_OK;
+}
+
+void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken) {
+    if (!conn) return;
+    int keep = !broken && PQstatus(conn->pg) == CONNECTION_OK &&
+               PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
+    wr_node *n = &c->nodes[conn->node];
+    pthread_mutex_lock(&c->mu);
+    n->in_use--;
+    if (keep && n->nidle < (int)c->opt.pool_size) {
+        conn->next = n->idle;
+        n->idle = conn;
+        n->nidle++;
+        conn = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    wr_conn_free(conn);
+}
+
+int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
+    wr_conn *conn;
+    if (wr_cluster_borrow(c, i, &conn, e) != WR_OK) return -1;
+    char errmsg[256];
+    wr_step step = {.sql = PROBE_SQL};
+    uint64_t sent = wr_now_us();
+    if (wr_conn_run(conn, &step, 1, errmsg, sizeof errmsg) != 0) {
+        wr_cluster_giveback(c, conn, 1);
+        wr_err_set(e, c->dsn.password, WR_ERR_CONNECT, i, NULL, "%s: %s", c->dsn.name[i], errmsg);
+        wr_cluster_node_down(c, i, e->msg);
+        return -1;
+    }
+    PGresult *r = step.res;
+    wr_lsn lsn = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+        (!PQgetisnull(r, 0, 1) && wr_lsn_parse(PQgetvalue(r, 0, 1), &lsn) != 0)) {
+        wr_err_set(e, c->dsn.password, WR_ERR_INTERNAL, i, PQresultErrorField(r, PG_DIAG_SQLSTATE),
+                   "%s: probe failed: %s", c->dsn.name[i], PQresultErrorMessage(r));
+        PQclear(r);
+        wr_cluster_giveback(c, conn, 0);
+        pthread_mutex_lock(&c->mu);
+        snprintf(c->nodes[i].last_error, sizeof c->nodes[i].last_error, "%s", e->msg);
+        pthread_mutex_unlock(&c->mu);
+        return -1;
+    }
+    int replica = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    double lag_s = atof(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    wr_cluster_giveback(c, conn, 0);
+
+    pthread_mutex_lock(&c->mu);
+    wr_node *n = &c->nodes[i];
+    set_role(c, i, replica ? WR_ROLE_REPLICA : WR_ROLE_PRIMARY);
+    wr_node_mark_up(n);
+    n->lag_seconds = lag_s;
+    n->last_check_unix_ms = unix_ms();
+    n->last_error[0] = '\0';
+    wr_lsn plsn = c->primary >= 0 ? c->nodes[c->primary].lsn : 0;
+    wr_node_observe(n, lsn, sent, plsn > lsn ? plsn : lsn);
+    wr_node_apply_limits(n, c->primary >= 0 ? c->nodes[c->primary].lsn : lsn, &c->opt);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void wr_cluster_probe_all(wr_cluster *c) {
+    uint64_t now = wr_now_us();
+    int order[WR_MAX_NODES], k = 0;
+    pthread_mutex_lock(&c->mu);
+    /* The primary first, so replica lag is measured against a fresh position. */
+    if (c->primary >= 0) order[k++] = c->primary;
+    for (size_t i = 0; i < c->n; i++)
+        if ((int)i != c->primary) order[k++] = (int)i;
+    pthread_mutex_unlock(&c->mu);
+    for (int j = 0; j < k; j++) {
+        int i = order[j];
+        pthread_mutex_lock(&c->mu);
+        int skip = !c->nodes[i].up && c->nodes[i].down_until_us > now;
+        pthread_mutex_unlock(&c->mu);
+        if (skip) continue; /* in backoff */
+        wr_err e;
+        wr_err_clear(&e);
+        wr_cluster_probe(c, i, &e);
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->primary >= 0 && c->nodes[c->primary].up) {
+        wr_lsn plsn = c->nodes[c->primary].lsn;
+        for (size_t i = 0; i < c->n; i++)
+            if (c->nodes[i].up) wr_node_apply_limits(&c->nodes[i], plsn, &c->opt);
+    }
+    c->last_refresh_us = wr_now_us();
+    pthread_mutex_unlock(&c->mu);
+}
+
+void wr_cluster_maybe_refresh(wr_cluster *c) {
+    uint64_t now = wr_now_us();
+    pthread_mutex_lock(&c->mu);
+    int due = !c->refreshing && now - c->last_refresh_us >= (uint64_t)c->opt.refresh_interval_ms * 1000;
+    if (due) c->refreshing = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (!due) return;
+    wr_cluster_probe_all(c);
+    pthread_mutex_lock(&c->mu);
+    c->refreshing = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+wr_status wr_cluster_refresh(wr_cluster *c) {
+    if (!c) return WR_ERR_ARG;
+    wr_cluster_probe_all(c);
+    pthread_mutex_lock(&c->mu);
+    int any = 0;
+    for (size_t i = 0; i < c->n; i++) any |= c->nodes[i].up;
+    pthread_mutex_unlock(&c->mu);
+    return any ? WR_OK : WR_ERR_CONNECT;
+}
+
+void wr_cluster_observe(wr_cluster *c, int i, wr_lsn lsn, uint64_t sent_us) {
+    pthread_mutex_lock(&c->mu);
+    wr_node *n = &c->nodes[i];
+    wr_lsn plsn = c->primary >= 0 ? c->nodes[c->primary].lsn : 0;
+    wr_node_observe(n, lsn, sent_us, plsn);
+    if (i != c->primary && plsn) wr_node_apply_limits(n, plsn, &c->opt);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int wr_cluster_views(wr_cluster *c, wr_node_view *views, uint64_t now_us) {
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n; i++) wr_node_view_of(&c->nodes[i], now_us, &views[i]);
+    int p = c->primary;
+    pthread_mutex_unlock(&c->mu);
+    return p;
+}
+
+void wr_cluster_count(wr_cluster *c, int node, wr_reason why, int failed) {
+    if (node < 0 || (size_t)node >= c->n) return;
+    pthread_mutex_lock(&c->mu);
+    if (failed) c->nodes[node].errors++;
+    else if ((unsigned)why < WR_REASON_COUNT) c->nodes[node].served[why]++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+int wr_cluster_find_primary(wr_cluster *c) {
+    pthread_mutex_lock(&c->mu);
+    int p = c->primary;
+    int usable = p >= 0 && (c->nodes[p].up || wr_now_us() >= c->nodes[p].down_until_us);
+    pthread_mutex_unlock(&c->mu);
+    if (usable) return p;
+    wr_cluster_probe_all(c);
+    return wr_cluster_primary(c);
+}
+
+wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out) {
+    if (!c || !out || i >= c->n) return WR_ERR_ARG;
+    wr_cluster_maybe_refresh(c);
+    memset(out, 0, sizeof *out);
+    const char *host = c->dsn.host[i] ? c->dsn.host[i] : c->dsn.hostaddr[i] ? c->dsn.hostaddr[i] : "localhost";
+    snprintf(out->host, sizeof out->host, "%s", host);
+    out->port = c->dsn.port[i] ? atoi(c->dsn.port[i]) : 5432;
+    pthread_mutex_lock(&c->mu);
+    const wr_node *n = &c->nodes[i];
+    wr_lsn plsn = c->primary >= 0 && c->nodes[c->primary].up ? c->nodes[c->primary].lsn : 0;
+    out->role = n->role;
+    out->state = wr_node_state_of(n, plsn);
+    out->replay_lsn = n->lsn;
+    if (!n->up) out->lag_bytes = -1;
+    else if (n->role == WR_ROLE_PRIMARY) out->lag_bytes = 0;
+    else out->lag_bytes = plsn ? (plsn > n->lsn ? (int64_t)(plsn - n->lsn) : 0) : -1;
+    out->lag_seconds = n->role == WR_ROLE_PRIMARY ? 0 : (n->up ? n->lag_seconds : -1);
+    out->replay_rate = n->rate;
+    out->last_check_unix_ms = n->last_check_unix_ms;
+    out->conns_in_use = n->in_use;
+    out->conns_idle = n->nidle;
+    snprintf(out->last_error, sizeof out->last_error, "%s", n->last_error);
+    memcpy(out->served, n->served, sizeof out->served);
+    out->errors = n->errors;
+    pthread_mutex_unlock(&c->mu);
+    return WR_OK;
+}

@@ -1,0 +1,146 @@
+/* dsn.c — one libpq connection string (URI or key=value) listing every node,
+ * parsed by libpq's own PQconninfoParse and split into one conninfo per host. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Splits a comma-separated libpq list; returns the count, or -1 past max.
+ * Items are newly allocated (NULL for an empty item). */
+static int split_list(const char *s, char **items, int max) {
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == max) return -1;
+        items[n] = len ? strndup(p, len) : NULL;
+        n++;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return n;
+}
+
+static void free_list(char **items, int n) {
+    for (int i = 0; i < n; i++) free(items[i]);
+}
+
+/* Keywords that are per node, or that would make libpq pick a host itself. */
+static int is_per_node(const char *kw) {
+    return strcmp(kw, "host") == 0 || strcmp(kw, "hostaddr") == 0 || strcmp(kw, "port") == 0 ||
+           strcmp(kw, "target_session_attrs") == 0 || strcmp(kw, "load_balance_hosts") == 0;
+}
+
+void wr_dsn_free(wr_dsn *d) {
+    for (size_t i = 0; i < WR_MAX_NODES; i++) {
+        free(d->host[i]);
+        free(d->hostaddr[i]);
+        free(d->port[i]);
+    }
+    for (size_t i = 0; i < d->nkw; i++) {
+        free(d->kw[i]);
+        free(d->val[i]);
+    }
+    free(d->kw);
+    free(d->val);
+    free(d->password);
+    memset(d, 0, sizeof *d);
+}
+
+wr_status wr_dsn_parse(wr_dsn *d, const char *dsn, uint32_t connect_timeout_s, wr_err *e) {
+    char *errmsg = NULL;
+    memset(d, 0, sizeof *d);
+    if (!dsn) return wr_err_set(e, NULL, WR_ERR_ARG, -1, NULL, "DSN is NULL");
+    PQconninfoOption *opts = PQconninfoParse(dsn, &errmsg);
+    if (!opts) {
+        wr_status st = wr_err_set(e, NULL, errmsg ? WR_ERR_ARG : WR_ERR_NOMEM, -1, NULL,
+                                  "invalid DSN: %s", errmsg ? errmsg : "out of memory");
+        PQfreemem(errmsg);
+        return st;
+    }
+    const char *hosts = NULL, *addrs = NULL, *ports = NULL;
+    size_t count = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val) continue;
+        if (strcmp(o->keyword, "host") == 0) hosts = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0) addrs = o->val;
+        else if (strcmp(o->keyword, "port") == 0) ports = o->val;
+        if (!is_per_node(o->keyword)) count++;
+    }
+    wr_status st = WR_OK;
+    char *hl[WR_MAX_NODES] = {0}, *al[WR_MAX_NODES] = {0}, *pl[WR_MAX_NODES] = {0};
+    int nh = hosts ? split_list(hosts, hl, WR_MAX_NODES) : 0;
+    int na = addrs ? split_list(addrs, al, WR_MAX_NODES) : 0;
+    int np = ports ? split_list(ports, pl, WR_MAX_NODES) : 0;
+    int n = nh > na ? nh : na;
+    if (n == 0) n = 1;
+    if (nh < 0 || na < 0 || np < 0) {
+        st = wr_err_set(e, NULL, WR_ERR_ARG, -1, NULL, "invalid DSN: more than %d hosts", WR_MAX_NODES);
+        goto done;
+    }
+    if ((nh && na && nh != na) || (np > 1 && np != n)) {
+        st = wr_err_set(e, NULL, WR_ERR_ARG, -1, NULL,
+                        "invalid DSN: %d hosts, %d host addresses and %d ports do not match", nh, na, np);
+        goto done;
+    }
+    d->n = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        d->host[i] = nh ? hl[i] : NULL, hl[i] = NULL;
+        d->hostaddr[i] = na ? al[i] : NULL, al[i] = NULL;
+        const char *port = np == 1 ? pl[0] : (np ? pl[i] : NULL);
+        d->port[i] = port ? strdup(port) : NULL;
+        const char *h = d->host[i] ? d->host[i] : d->hostaddr[i] ? d->hostaddr[i] : "localhost";
+        snprintf(d->name[i], sizeof d->name[i], "%s:%s", h, port ? port : "5432");
+    }
+    d->kw = calloc(count + 2, sizeof *d->kw);
+    d->val = calloc(count + 2, sizeof *d->val);
+    if (!d->kw || !d->val) { st = wr_err_set(e, NULL, WR_ERR_NOMEM, -1, NULL, "out of memory"); goto done; }
+    int have_timeout = 0, have_app = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || is_per_node(o->keyword)) continue;
+        if (strcmp(o->keyword, "connect_timeout") == 0) have_timeout = 1;
+        if (strcmp(o->keyword, "application_name") == 0) have_app = 1;
+        if (strcmp(o->keyword, "password") == 0 && !d->password) d->password = strdup(o->val);
+        d->kw[d->nkw] = strdup(o->keyword);
+        d->val[d->nkw] = strdup(o->val);
+        d->nkw++;
+    }
+    if (!have_timeout) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%u", connect_timeout_s);
+        d->kw[d->nkw] = strdup("connect_timeout");
+        d->val[d->nkw] = strdup(buf);
+        d->nkw++;
+    }
+    if (!have_app) {
+        d->kw[d->nkw] = strdup("application_name");
+        d->val[d->nkw] = strdup("walrouter");
+        d->nkw++;
+    }
+    for (size_t i = 0; i < d->nkw; i++)
+        if (!d->kw[i] || !d->val[i]) { st = wr_err_set(e, NULL, WR_ERR_NOMEM, -1, NULL, "out of memory"); goto done; }
+done:
+    free_list(hl, nh > 0 ? nh : 0);
+    free_list(al, na > 0 ? na : 0);
+    free_list(pl, np > 0 ? np : 0);
+    PQconninfoFree(opts);
+    if (st != WR_OK) wr_dsn_free(d);
+    return st;
+}
+
+PGconn *wr_dsn_connect(const wr_dsn *d, size_t i) {
+    const char *kw[64 + 4], *val[64 + 4];
+    size_t k = 0;
+    for (size_t j = 0; j < d->nkw && k < 64; j++, k++) {
+        kw[k] = d->kw[j];
+        val[k] = d->val[j];
+    }
+    if (d->host[i]) { kw[k] = "host"; val[k++] = d->host[i]; }
+    if (d->hostaddr[i]) { kw[k] = "hostaddr"; val[k++] = d->hostaddr[i]; }
+    if (d->port[i]) { kw[k] = "port"; val[k++] = d->port[i]; }
+    kw[k] = NULL;
+    val[k] = NULL;
+    return PQconnectdbParams(kw, val, 0);
+}

@@ -1,0 +1,109 @@
+/* options.c — defaults for a {0} wr_options, and setting options by name. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+void wr_options_resolve(const wr_options *in, wr_options *out) {
+    if (in) *out = *in;
+    else memset(out, 0, sizeof *out);
+    if (!out->read_budget_ms) out->read_budget_ms = 200;
+    if (!out->retry_interval_ms) out->retry_interval_ms = 10;
+    if (!out->pool_size) out->pool_size = 8;
+    if (!out->stmt_cache_size) out->stmt_cache_size = 64;
+    if (!out->connect_timeout_s) out->connect_timeout_s = 5;
+    if (!out->token_ttl_s) out->token_ttl_s = 86400;
+    if (!out->refresh_interval_ms) out->refresh_interval_ms = 1000;
+    if (out->token_key_len > sizeof out->token_key) out->token_key_len = sizeof out->token_key;
+}
+
+typedef enum { OPT_U32, OPT_U64, OPT_BOOL, OPT_KEY } opt_kind;
+
+typedef struct {
+    const char *name;
+    opt_kind kind;
+    size_t offset;
+} opt_def;
+
+#define OPT(field, kind) { #field, kind, offsetof(wr_options, field) }
+static const opt_def defs[] = {
+    OPT(read_budget_ms, OPT_U32),    OPT(retry_interval_ms, OPT_U32),
+    OPT(pool_size, OPT_U32),         OPT(stmt_cache_size, OPT_U32),
+    OPT(no_stmt_cache, OPT_BOOL),    OPT(connect_timeout_s, OPT_U32),
+    OPT(token_ttl_s, OPT_U32),       OPT(token_key, OPT_KEY),
+    OPT(max_lag_bytes, OPT_U64),     OPT(max_lag_ms, OPT_U32),
+    OPT(refresh_interval_ms, OPT_U32),
+};
+
+static int parse_u64(const char *v, uint64_t max, uint64_t *out) {
+    char *end;
+    if (!*v || *v == '-' || *v == '+' || *v == ' ') return -1;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x > max) return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_bool(const char *v, int *out) {
+    static const char *yes[] = {"1", "true", "on", "yes"}, *no[] = {"0", "false", "off", "no"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) { *out = 1; return 0; }
+        if (strcasecmp(v, no[i]) == 0) { *out = 0; return 0; }
+    }
+    return -1;
+}
+
+wr_status wr_options_set(wr_options *o, const char *key, const char *value,
+                         char *errbuf, size_t errlen) {
+    char dummy[1];
+    if (!errbuf || !errlen) { errbuf = dummy; errlen = sizeof dummy; }
+    errbuf[0] = '\0';
+    if (!o || !key || !value) {
+        snprintf(errbuf, errlen, "wr_options_set: NULL argument");
+        return WR_ERR_ARG;
+    }
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        const opt_def *d = &defs[i];
+        if (strcmp(d->name, key) != 0) continue;
+        char *field = (char *)o + d->offset;
+        uint64_t x;
+        int b;
+        switch (d->kind) {
+        case OPT_U32:
+            if (parse_u64(value, UINT32_MAX, &x) != 0) break;
+            *(uint32_t *)(void *)field = (uint32_t)x;
+            return WR_OK;
+        case OPT_U64:
+            if (parse_u64(value, UINT64_MAX, &x) != 0) break;
+            *(uint64_t *)(void *)field = x;
+            return WR_OK;
+        case OPT_BOOL:
+            if (parse_bool(value, &b) != 0) break;
+            *(int *)(void *)field = b;
+            return WR_OK;
+        case OPT_KEY: {
+            size_t len = strlen(value);
+            if (len > sizeof o->token_key) {
+                snprintf(errbuf, errlen, "option token_key: longer than %zu bytes",
+                         sizeof o->token_key);
+                return WR_ERR_ARG;
+            }
+            memset(o->token_key, 0, sizeof o->token_key);
+            memcpy(o->token_key, value, len);
+            o->token_key_len = len;
+            return WR_OK;
+        }
+        }
+        /* The value may be a secret only for token_key, handled above. */
+        snprintf(errbuf, errlen, "option %s: invalid value \"%.64s\" (expected %s)", key, value,
+                 d->kind == OPT_BOOL ? "true or false" : "a non-negative integer");
+        return WR_ERR_ARG;
+    }
+    snprintf(errbuf, errlen, "unknown option \"%.64s\"", key);
+    return WR_ERR_ARG;
+}

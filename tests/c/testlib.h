@@ -1,0 +1,25 @@
+/* testlib.h — what the cluster tests share: the test cluster's DSN, the
+ * cluster script (lag and faults made real), and direct admin SQL per node. */
+#ifndef WR_TESTLIB_H
+#define WR_TESTLIB_H
+
+#include <libpq-fe.h>
+
+#include "walrouter.h"
+
+/* The multi-host DSN of the running test cluster (WR_TEST_DSN); exits the
+ * test with a clear message when it is not set. */
+const char *t_dsn(void);
+/* Runs `tests/cluster.sh <args>`; returns its exit status. */
+int t_cluster(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs SQL on node i directly (not through walrouter); returns the first
+ * value of the first row in a static buffer ("" when none), exits on error. */
+const char *t_sql(int node, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The node that is currently the primary, by asking every node. */
+int t_primary(void);
+/* Opens the test cluster through walrouter; exits on failure. */
+wr_cluster *t_open(const wr_options *opt);
+/* Current primary insert position, read directly. */
+wr_lsn t_primary_lsn(void);
+
+#endif
