@@ -219,6 +219,47 @@ wr_reason wr_result_reason(const wr_result *r);    /* why that node */
  * proven replay position; a primary read's insert position. */
 wr_lsn wr_result_lsn(const wr_result *r);
 
+
+/* ---- operations: status as text, metrics, events, background refresh ----
+ * (Added after 0.1's first cut; everything above is unchanged.) */
+
+/* Every node's status as a JSON array of objects (the wr_node_status fields,
+ * plus "node" and "name", LSNs as "X/Y", reasons by name). The caller frees
+ * it with wr_free. NULL when memory ran out. */
+char *wr_cluster_status_json(wr_cluster *c);
+
+/* Prometheus text exposition (format 0.0.4) of per-node counters by routing
+ * reason, errors, lag, state and connections. Free with wr_free. */
+char *wr_cluster_metrics_text(wr_cluster *c);
+
+void wr_free(void *p);
+
+/* A node changed state (e.g. streaming -> lagging, or -> down). */
+typedef struct wr_event {
+    int node;
+    wr_node_state from;
+    wr_node_state to;
+    int64_t at_unix_ms;
+} wr_event;
+
+typedef void (*wr_event_fn)(void *arg, const wr_event *ev);
+
+/* Calls fn for every state change, from the thread that noticed it (any
+ * thread using the cluster, or the refresher), outside the cluster's lock.
+ * fn must be quick and must not close the cluster. NULL removes it. */
+void wr_cluster_set_event_handler(wr_cluster *c, wr_event_fn fn, void *arg);
+
+/* Also queued (the last 64), for bindings that deliver events on their own
+ * thread: copies up to cap pending events into out, oldest first, and
+ * removes them; returns how many. */
+size_t wr_cluster_poll_events(wr_cluster *c, wr_event *out, size_t cap);
+
+/* Optional: a thread that refreshes lag figures every interval_ms, for long-
+ * running services (without it, figures are refreshed on use). Stopped by
+ * wr_cluster_stop_refresher or wr_cluster_close. */
+wr_status wr_cluster_start_refresher(wr_cluster *c, uint32_t interval_ms);
+void wr_cluster_stop_refresher(wr_cluster *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,7 +31,7 @@ void wr_sleep_us(uint64_t us) {
     }
 }
 
-static int64_t unix_ms(void) {
+int64_t wr_unix_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -45,6 +45,7 @@ wr_status wr_cluster_open(wr_cluster **out, const char *dsn, const wr_options *o
     *out = c;
     if (!c) return WR_ERR_NOMEM;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->refresher_cv, NULL);
     wr_err_clear(&c->err);
     c->primary = -1;
     wr_options_resolve(opt, &c->opt);
@@ -67,6 +68,7 @@ wr_status wr_cluster_open(wr_cluster **out, const char *dsn, const wr_options *o
 
 void wr_cluster_close(wr_cluster *c) {
     if (!c) return;
+    wr_cluster_stop_refresher(c);
     for (size_t i = 0; i < WR_MAX_NODES; i++) {
         wr_conn *conn = c->nodes[i].idle;
         while (conn) {
@@ -76,6 +78,7 @@ void wr_cluster_close(wr_cluster *c) {
         }
     }
     wr_dsn_free(&c->dsn);
+    pthread_cond_destroy(&c->refresher_cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -115,6 +118,7 @@ void wr_cluster_node_down(wr_cluster *c, int i, const char *why) {
     pthread_mutex_lock(&c->mu);
     mark_down_locked(c, i, masked);
     pthread_mutex_unlock(&c->mu);
+    wr_cluster_note_changes(c);
 }
 
 wr_status wr_cluster_borrow(wr_cluster *c, int i, wr_conn **out, wr_err *e) {
@@ -150,6 +154,7 @@ wr_status wr_cluster_borrow(wr_cluster *c, int i, wr_conn **out, wr_err *e) {
         c->nodes[i].errors++;
         mark_down_locked(c, i, e->msg);
         pthread_mutex_unlock(&c->mu);
+        wr_cluster_note_changes(c);
         return st;
     }
     const char *hs = PQparameterStatus(pg, "in_hot_standby");
@@ -162,9 +167,11 @@ wr_status wr_cluster_borrow(wr_cluster *c, int i, wr_conn **out, wr_err *e) {
         return wr_err_set(e, NULL, WR_ERR_NOMEM, i, NULL, "out of memory");
     }
     pthread_mutex_lock(&c->mu);
+    int was_up = c->nodes[i].up;
     wr_node_mark_up(&c->nodes[i]);
     if (hs) set_role(c, i, strcmp(hs, "on") == 0 ? WR_ROLE_REPLICA : WR_ROLE_PRIMARY);
     pthread_mutex_unlock(&c->mu);
+    if (!was_up) wr_cluster_note_changes(c);
     *out = conn;
     return WR_OK;
 }
@@ -221,7 +228,7 @@ int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
     set_role(c, i, replica ? WR_ROLE_REPLICA : WR_ROLE_PRIMARY);
     wr_node_mark_up(n);
     n->lag_seconds = lag_s;
-    n->last_check_unix_ms = unix_ms();
+    n->last_check_unix_ms = wr_unix_ms();
     n->last_error[0] = '\0';
     wr_lsn plsn = c->primary >= 0 ? c->nodes[c->primary].lsn : 0;
     wr_node_observe(n, lsn, sent, plsn > lsn ? plsn : lsn);
@@ -257,6 +264,7 @@ void wr_cluster_probe_all(wr_cluster *c) {
     }
     c->last_refresh_us = wr_now_us();
     pthread_mutex_unlock(&c->mu);
+    wr_cluster_note_changes(c);
 }
 
 void wr_cluster_maybe_refresh(wr_cluster *c) {
@@ -287,8 +295,11 @@ void wr_cluster_observe(wr_cluster *c, int i, wr_lsn lsn, uint64_t sent_us) {
     wr_node *n = &c->nodes[i];
     wr_lsn plsn = c->primary >= 0 ? c->nodes[c->primary].lsn : 0;
     wr_node_observe(n, lsn, sent_us, plsn);
+    int was = n->excluded;
     if (i != c->primary && plsn) wr_node_apply_limits(n, plsn, &c->opt);
+    int changed = was != n->excluded;
     pthread_mutex_unlock(&c->mu);
+    if (changed) wr_cluster_note_changes(c);
 }
 
 int wr_cluster_views(wr_cluster *c, wr_node_view *views, uint64_t now_us) {

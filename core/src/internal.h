@@ -150,6 +150,7 @@ typedef struct wr_node {
     char last_error[256];
     uint64_t served[WR_REASON_COUNT];
     uint64_t errors;
+    wr_node_state reported;  /* last state announced as an event */
 } wr_node;
 
 void wr_node_init(wr_node *n);
@@ -179,9 +180,23 @@ struct wr_cluster {
     int refreshing;
     uint32_t seed;           /* next session seed */
     wr_err err;              /* errors of open/refresh */
+    wr_event_fn on_event;    /* events.c */
+    void *on_event_arg;
+    wr_event events[64];     /* ring of undelivered events */
+    size_t ev_head, ev_count;
+    pthread_t refresher;     /* refresher.c */
+    int refresher_running;
+    int refresher_stop;
+    uint32_t refresher_interval_ms;
+    pthread_cond_t refresher_cv;
 };
 
+/* events.c: compares every node's state with the last one announced, queues
+ * and announces the changes. Call without the lock held. */
+void wr_cluster_note_changes(wr_cluster *c);
+
 uint64_t wr_now_us(void);           /* monotonic clock */
+int64_t wr_unix_ms(void);           /* wall clock */
 void wr_sleep_us(uint64_t us);
 const char *wr_cluster_secret(const wr_cluster *c);
 

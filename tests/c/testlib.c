@@ -7,11 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "internal.h"
 
+static const char *chosen_dsn;
+
+void t_use_dsn(const char *dsn) { chosen_dsn = dsn; }
+
+void t_nap(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
 const char *t_dsn(void) {
-    const char *dsn = getenv("WR_TEST_DSN");
+    const char *dsn = chosen_dsn ? chosen_dsn : getenv("WR_TEST_DSN");
     if (!dsn || !*dsn) {
         fprintf(stderr, "WR_TEST_DSN is not set: run the suite with tests/run.sh, which starts a cluster\n");
         exit(2);
@@ -31,16 +41,36 @@ int t_cluster(const char *fmt, ...) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+int t_cluster_out(char *out, size_t cap, const char *fmt, ...) {
+    const char *script = getenv("WR_CLUSTER_SH");
+    char args[512], cmd[1024], line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s", script ? script : "tests/cluster.sh", args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    out[0] = '\0';
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(out, cap, "%s", line);
+    }
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
 static PGconn *node_conn(int node) {
     static wr_dsn dsn;
-    static int parsed;
-    if (!parsed) {
+    static const char *parsed;
+    if (parsed != t_dsn()) {
+        if (parsed) wr_dsn_free(&dsn);
         wr_err e;
         if (wr_dsn_parse(&dsn, t_dsn(), 5, &e) != WR_OK) {
             fprintf(stderr, "bad WR_TEST_DSN: %s\n", e.msg);
             exit(2);
         }
-        parsed = 1;
+        parsed = t_dsn();
     }
     return wr_dsn_connect(&dsn, (size_t)node);
 }

@@ -12,6 +12,12 @@
 const char *t_dsn(void);
 /* Runs `tests/cluster.sh <args>`; returns its exit status. */
 int t_cluster(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same, capturing the last line of its stdout into out (e.g. `start`). */
+int t_cluster_out(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sets the DSN the helpers below use (default: WR_TEST_DSN). */
+void t_use_dsn(const char *dsn);
+/* Sleeps ms milliseconds between two polls of a condition. */
+void t_nap(int ms);
 /* Runs SQL on node i directly (not through walrouter); returns the first
  * value of the first row in a static buffer ("" when none), exits on error. */
 const char *t_sql(int node, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,54 @@
+/* refresher.c — the optional background thread that keeps lag figures fresh
+ * for long-running services. Nothing starts it implicitly: an OpenResty
+ * worker, say, gets no thread and is refreshed on use instead. */
+#include <errno.h>
+#include <time.h>
+
+#include "internal.h"
+
+static void *refresh_loop(void *arg) {
+    wr_cluster *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->refresher_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)c->refresher_interval_ms * 1000000u;
+        until.tv_sec += (time_t)(ns / 1000000000u);
+        until.tv_nsec = (long)(ns % 1000000000u);
+        int rc = 0;
+        while (!c->refresher_stop && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&c->refresher_cv, &c->mu, &until);
+        if (c->refresher_stop) break;
+        pthread_mutex_unlock(&c->mu);
+        wr_cluster_probe_all(c);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+wr_status wr_cluster_start_refresher(wr_cluster *c, uint32_t interval_ms) {
+    if (!c || interval_ms == 0) return WR_ERR_ARG;
+    pthread_mutex_lock(&c->mu);
+    int running = c->refresher_running;
+    c->refresher_interval_ms = interval_ms;
+    c->refresher_stop = 0;
+    pthread_mutex_unlock(&c->mu);
+    if (running) return WR_OK; /* the new interval applies from the next round */
+    if (pthread_create(&c->refresher, NULL, refresh_loop, c) != 0) return WR_ERR_INTERNAL;
+    pthread_mutex_lock(&c->mu);
+    c->refresher_running = 1;
+    pthread_mutex_unlock(&c->mu);
+    return WR_OK;
+}
+
+void wr_cluster_stop_refresher(wr_cluster *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    int running = c->refresher_running;
+    c->refresher_stop = 1;
+    c->refresher_running = 0;
+    pthread_cond_broadcast(&c->refresher_cv);
+    pthread_mutex_unlock(&c->mu);
+    if (running) pthread_join(c->refresher, NULL);
+}

@@ -1,0 +1,228 @@
+/* test_ops.c — operations against the real cluster: a stopped replica, a
+ * replica past the lag limit, lag figures of an idle primary, events, the
+ * background refresher, and the JSON and Prometheus renderings. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "testlib.h"
+
+#define DEADLINE_POLLS 1500 /* x 20 ms: a failure guard, not a speed requirement */
+
+/* The node that serves a read of a fresh session. */
+static int served_by(wr_cluster *c) {
+    wr_session *s = wr_session_new(c);
+    wr_result *r = NULL;
+    int node = -2;
+    if (wr_query(s, "SELECT 1", 0, NULL, 0, &r) == WR_OK) node = wr_result_node(r);
+    else fprintf(stderr, "read failed: %s\n", wr_session_errmsg(s));
+    wr_result_free(r);
+    wr_session_free(s);
+    return node;
+}
+
+/* Polls reads of fresh sessions until one is served by node; 1 when seen. */
+static int eventually_served_by(wr_cluster *c, int node) {
+    for (int i = 0; i < DEADLINE_POLLS; i++) {
+        for (int k = 0; k < 8; k++)
+            if (served_by(c) == node) return 1;
+        t_nap(20);
+    }
+    return 0;
+}
+
+static wr_node_state state_of(wr_cluster *c, size_t i) {
+    wr_node_status st;
+    return wr_cluster_node_status(c, i, &st) == WR_OK ? st.state : WR_STATE_UNKNOWN;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    int down[3], back[3];
+} seen_events;
+
+static void on_event(void *arg, const wr_event *ev) {
+    seen_events *seen = arg;
+    pthread_mutex_lock(&seen->mu);
+    if (ev->node >= 0 && ev->node < 3) {
+        if (ev->to == WR_STATE_DOWN) seen->down[ev->node]++;
+        if (ev->from == WR_STATE_DOWN && ev->to != WR_STATE_DOWN) seen->back[ev->node]++;
+    }
+    pthread_mutex_unlock(&seen->mu);
+}
+
+static void a_stopped_replica_is_skipped_and_used_again_after_restart(void) {
+    wr_cluster *c = t_open(NULL);
+    seen_events seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    wr_cluster_set_event_handler(c, on_event, &seen);
+    CHECK(eventually_served_by(c, 2));
+    CHECK_INT(t_cluster("stop-node 2"), 0);
+    int errors = 0, on_stopped = 0;
+    for (int i = 0; i < 40; i++) {
+        int node = served_by(c);
+        errors += node < 0;
+        on_stopped += node == 2;
+    }
+    CHECK_INT(errors, 0);
+    CHECK_INT(on_stopped, 0);
+    CHECK_INT(state_of(c, 2), WR_STATE_DOWN);
+    CHECK(seen.down[2] >= 1);
+    wr_node_status st;
+    CHECK_INT(wr_cluster_node_status(c, 2, &st), WR_OK);
+    CHECK(st.last_error[0] != '\0');
+    CHECK(strstr(st.last_error, "walrouter-secret") == NULL);
+
+    CHECK_INT(t_cluster("start-node 2"), 0);
+    CHECK(eventually_served_by(c, 2));
+    CHECK(seen.back[2] >= 1);
+    wr_cluster_set_event_handler(c, NULL, NULL);
+    wr_cluster_close(c);
+}
+
+static void a_replica_past_the_lag_limit_serves_no_reads_until_it_catches_up(void) {
+    wr_options opt = {0};
+    opt.max_lag_bytes = 1 << 20;
+    wr_cluster *c = t_open(&opt);
+    CHECK_INT(t_cluster("pause 1"), 0);
+    t_sql(0, "CREATE TABLE IF NOT EXISTS ballast (b text)");
+    t_sql(0, "INSERT INTO ballast SELECT repeat('x', 200) FROM generate_series(1, 20000)"); /* ~5 MB of WAL */
+    CHECK_INT(t_cluster("wait-replay 2"), 0);
+    CHECK_INT(wr_cluster_refresh(c), WR_OK);
+    CHECK_INT(state_of(c, 1), WR_STATE_LAGGING);
+    wr_node_status st;
+    CHECK_INT(wr_cluster_node_status(c, 1, &st), WR_OK);
+    CHECK(st.lag_bytes > (1 << 20));
+    int on_lagging = 0, errors = 0;
+    for (int i = 0; i < 40; i++) {
+        int node = served_by(c);
+        on_lagging += node == 1;
+        errors += node < 0;
+    }
+    CHECK_INT(on_lagging, 0);
+    CHECK_INT(errors, 0);
+    wr_event evs[64];
+    size_t n = wr_cluster_poll_events(c, evs, 64);
+    int lagging_event = 0;
+    for (size_t i = 0; i < n; i++) lagging_event |= evs[i].node == 1 && evs[i].to == WR_STATE_LAGGING;
+    CHECK(lagging_event);
+
+    CHECK_INT(t_cluster("resume 1"), 0);
+    CHECK_INT(t_cluster("wait-replay 1"), 0);
+    CHECK_INT(wr_cluster_refresh(c), WR_OK);
+    CHECK(state_of(c, 1) == WR_STATE_STREAMING || state_of(c, 1) == WR_STATE_CATCHING_UP);
+    CHECK(eventually_served_by(c, 1));
+    t_sql(0, "DROP TABLE ballast");
+    wr_cluster_close(c);
+}
+
+static void lag_is_zero_for_caught_up_replicas_of_an_idle_primary(void) {
+    wr_cluster *c = t_open(NULL);
+    t_sql(0, "CREATE TABLE IF NOT EXISTS idle_marker (x int)");
+    t_sql(0, "INSERT INTO idle_marker VALUES (1)");
+    CHECK_INT(t_cluster("wait-replay 1"), 0);
+    CHECK_INT(t_cluster("wait-replay 2"), 0);
+    /* Let the primary stay idle for over a second since the last replayed
+     * transaction: lag must not grow with idle time. */
+    for (int i = 0; i < DEADLINE_POLLS; i++) {
+        if (strcmp(t_sql(1, "SELECT now() - pg_last_xact_replay_timestamp() > interval '1.2 s'"), "t") == 0) break;
+        t_nap(50);
+    }
+    CHECK_INT(wr_cluster_refresh(c), WR_OK);
+    for (size_t i = 1; i <= 2; i++) {
+        wr_node_status st;
+        CHECK_INT(wr_cluster_node_status(c, i, &st), WR_OK);
+        CHECK(st.lag_seconds == 0.0);
+        CHECK(st.lag_bytes >= 0 && st.lag_bytes < 1 << 16);
+        CHECK_INT(st.state, WR_STATE_STREAMING);
+        CHECK(st.last_check_unix_ms > 0);
+        CHECK(st.replay_lsn > 0);
+    }
+    wr_cluster_close(c);
+}
+
+static void the_background_refresher_notices_a_stopped_node_on_its_own(void) {
+    wr_cluster *c = t_open(NULL);
+    wr_event evs[64];
+    wr_cluster_poll_events(c, evs, 64); /* the opening's own events */
+    CHECK_INT(wr_cluster_start_refresher(c, 50), WR_OK);
+    CHECK_INT(t_cluster("stop-node 1"), 0);
+    int seen = 0;
+    for (int i = 0; i < DEADLINE_POLLS && !seen; i++) { /* no call into the cluster but polling */
+        size_t n = wr_cluster_poll_events(c, evs, 64);
+        for (size_t k = 0; k < n; k++) seen |= evs[k].node == 1 && evs[k].to == WR_STATE_DOWN;
+        if (!seen) t_nap(20);
+    }
+    CHECK(seen);
+    CHECK_INT(t_cluster("start-node 1"), 0);
+    wr_cluster_stop_refresher(c);
+    wr_cluster_stop_refresher(c); /* idempotent */
+    wr_cluster_close(c);           /* also stops a running one */
+    c = t_open(NULL);
+    CHECK_INT(wr_cluster_start_refresher(c, 10), WR_OK);
+    wr_cluster_close(c);
+}
+
+/* Checks a rendering with Debian's python3: JSON fields, Prometheus syntax. */
+static int validated_by_python(const char *text, const char *program) {
+    char path[] = "/tmp/walrouter-render-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return 0;
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '%s' < %s", program, path);
+    int rc = system(cmd);
+    remove(path);
+    return rc == 0;
+}
+
+static void status_renders_as_json_and_prometheus_text_with_every_field(void) {
+    wr_cluster *c = t_open(NULL);
+    served_by(c);
+    char *json = wr_cluster_status_json(c);
+    CHECK(json != NULL);
+    CHECK(strstr(json, "walrouter-secret") == NULL);
+    CHECK(validated_by_python(json,
+        "import json, sys\n"
+        "nodes = json.load(sys.stdin)\n"
+        "assert len(nodes) == 3, nodes\n"
+        "fields = {\"node\", \"name\", \"host\", \"port\", \"role\", \"state\", \"lag_bytes\", \"lag_seconds\",\n"
+        "          \"replay_lsn\", \"replay_rate\", \"last_check_unix_ms\", \"conns_in_use\", \"conns_idle\",\n"
+        "          \"last_error\", \"served\", \"errors\"}\n"
+        "for n in nodes:\n"
+        "    assert fields <= set(n), set(n) ^ fields\n"
+        "    assert n[\"state\"] in (\"up\", \"streaming\", \"catching_up\", \"lagging\", \"down\"), n\n"
+        "    assert \"/\" in n[\"replay_lsn\"]\n"
+        "    assert \"replica_cached\" in n[\"served\"] and \"write\" in n[\"served\"]\n"
+        "assert [n[\"role\"] for n in nodes] == [\"primary\", \"replica\", \"replica\"]\n"));
+    wr_free(json);
+    char *prom = wr_cluster_metrics_text(c);
+    CHECK(prom != NULL);
+    CHECK(validated_by_python(prom,
+        "import re, sys\n"
+        "sample = re.compile(r\"^[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\\\"([^\\\"\\\\\\\\]|\\\\\\\\.)*\\\",?)*\\})? -?[0-9.eE+-]+$\")\n"
+        "names = set()\n"
+        "for line in sys.stdin.read().splitlines():\n"
+        "    if line.startswith(\"# HELP \") or line.startswith(\"# TYPE \"): continue\n"
+        "    assert sample.match(line), line\n"
+        "    names.add(line.split(\"{\")[0])\n"
+        "need = {\"walrouter_statements_total\", \"walrouter_errors_total\", \"walrouter_node_up\",\n"
+        "        \"walrouter_replica_lag_bytes\", \"walrouter_replica_lag_seconds\", \"walrouter_connections\"}\n"
+        "assert need <= names, need - names\n"));
+    wr_free(prom);
+    wr_cluster_close(c);
+}
+
+int main(void) {
+    t_dsn();
+    RUN(a_stopped_replica_is_skipped_and_used_again_after_restart);
+    RUN(a_replica_past_the_lag_limit_serves_no_reads_until_it_catches_up);
+    RUN(lag_is_zero_for_caught_up_replicas_of_an_idle_primary);
+    RUN(the_background_refresher_notices_a_stopped_node_on_its_own);
+    RUN(status_renders_as_json_and_prometheus_text_with_every_field);
+    return check_exit();
+}
