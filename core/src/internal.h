@@ -205,7 +205,10 @@ const char *wr_cluster_secret(const wr_cluster *c);
 wr_status wr_cluster_borrow(wr_cluster *c, int i, wr_conn **out, wr_err *e);
 /* Gives it back; `broken` (or a connection not idle at the server) closes it. */
 void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken);
-/* Probes node i: role, position, lag. Returns 0, or -1 (node marked down). */
+/* Records the role node i reports (and so which node is the primary);
+ * under the lock. */
+void wr_cluster_set_role(wr_cluster *c, int i, wr_role role);
+/* discover.c: probes node i: role, position, lag. Returns 0, or -1 (node marked down). */
 int wr_cluster_probe(wr_cluster *c, int i, wr_err *e);
 /* Probes every node not in backoff and settles the primary. */
 void wr_cluster_probe_all(wr_cluster *c);
