@@ -177,12 +177,19 @@ static wr_status read_primary(wr_session *s, const char *sql, int np, const char
         if (p < 0) break;
         wr_conn *conn;
         if (wr_cluster_borrow(s->c, p, &conn, &s->err) != WR_OK) continue;
-        wr_step steps[2] = {{.sql = sql, .nparams = np, .params = pv}, {.sql = WR_SQL_INSERT_LSN}};
+        /* The Sync lets a statement that turned out to write (re-run here
+         * after a replica refused it) commit before the position is read. */
+        wr_step steps[2] = {{.sql = sql, .nparams = np, .params = pv, .sync_after = 1},
+                            {.sql = WR_SQL_INSERT_LSN}};
         char errmsg[256];
         uint64_t sent = wr_now_us();
         if (wr_conn_run(conn, steps, 2, errmsg, sizeof errmsg) != 0) {
             wr_cluster_giveback(s->c, conn, 1);
             wr_cluster_node_down(s->c, p, errmsg);
+            if (why == WR_REASON_PRIMARY_READ_ONLY) /* it writes: never re-sent (G5) */
+                return lost_error(s, WR_ERR_UNKNOWN_OUTCOME, p,
+                                  "connection lost while a writing statement was in flight (it may or may not "
+                                  "have committed)", errmsg);
             lost_error(s, WR_ERR_CONNECT, p, "connection lost during a read", errmsg);
             continue; /* a read can run again */
         }
