@@ -180,10 +180,17 @@ void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken) {
     wr_conn_free(conn);
 }
 
-void wr_cluster_observe(wr_cluster *c, int i, wr_lsn lsn, uint64_t sent_us) {
+wr_lsn wr_cluster_sendable_locked(const wr_cluster *c) {
+    if (c->primary < 0) return 0;
+    const wr_node *p = &c->nodes[c->primary];
+    return p->flushed ? p->flushed : p->lsn;
+}
+
+void wr_cluster_observe(wr_cluster *c, int i, wr_lsn lsn, wr_lsn flushed, uint64_t sent_us) {
     pthread_mutex_lock(&c->mu);
     wr_node *n = &c->nodes[i];
-    wr_lsn plsn = c->primary >= 0 ? c->nodes[c->primary].lsn : 0;
+    if (flushed > n->flushed) n->flushed = flushed;
+    wr_lsn plsn = wr_cluster_sendable_locked(c);
     wr_node_observe(n, lsn, sent_us, plsn);
     int was = n->excluded;
     if (i != c->primary && plsn) wr_node_apply_limits(n, plsn, &c->opt);
@@ -217,7 +224,7 @@ wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out) {
     out->port = c->dsn.port[i] ? atoi(c->dsn.port[i]) : 5432;
     pthread_mutex_lock(&c->mu);
     const wr_node *n = &c->nodes[i];
-    wr_lsn plsn = c->primary >= 0 && c->nodes[c->primary].up ? c->nodes[c->primary].lsn : 0;
+    wr_lsn plsn = c->primary >= 0 && c->nodes[c->primary].up ? wr_cluster_sendable_locked(c) : 0;
     out->role = n->role;
     out->state = wr_node_state_of(n, plsn);
     out->replay_lsn = n->lsn;

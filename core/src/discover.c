@@ -17,7 +17,8 @@
     " CASE WHEN NOT pg_is_in_recovery() THEN 0"                                          \
     " WHEN pg_last_wal_receive_lsn() IS NULL"                                            \
     "  OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0"                  \
-    " ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1) END"
+    " ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1) END,"    \
+    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END"
 
 int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
     wr_conn *conn;
@@ -46,6 +47,8 @@ int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
     }
     int replica = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     double lag_s = atof(PQgetvalue(r, 0, 2));
+    wr_lsn flushed = 0;
+    if (!PQgetisnull(r, 0, 3)) wr_lsn_parse(PQgetvalue(r, 0, 3), &flushed);
     PQclear(r);
     wr_cluster_giveback(c, conn, 0);
 
@@ -56,9 +59,9 @@ int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
     n->lag_seconds = lag_s;
     n->last_check_unix_ms = wr_unix_ms();
     n->last_error[0] = '\0';
-    wr_lsn plsn = c->primary >= 0 ? c->nodes[c->primary].lsn : 0;
-    wr_node_observe(n, lsn, sent, plsn > lsn ? plsn : lsn);
-    wr_node_apply_limits(n, c->primary >= 0 ? c->nodes[c->primary].lsn : lsn, &c->opt);
+    if (flushed > n->flushed) n->flushed = flushed;
+    wr_node_observe(n, lsn, sent, wr_cluster_sendable_locked(c));
+    wr_node_apply_limits(n, c->primary >= 0 ? wr_cluster_sendable_locked(c) : lsn, &c->opt);
     pthread_mutex_unlock(&c->mu);
     return 0;
 }
@@ -84,7 +87,7 @@ void wr_cluster_probe_all(wr_cluster *c) {
     }
     pthread_mutex_lock(&c->mu);
     if (c->primary >= 0 && c->nodes[c->primary].up) {
-        wr_lsn plsn = c->nodes[c->primary].lsn;
+        wr_lsn plsn = wr_cluster_sendable_locked(c);
         for (size_t i = 0; i < c->n; i++)
             if (c->nodes[i].up) wr_node_apply_limits(&c->nodes[i], plsn, &c->opt);
     }

@@ -10,7 +10,7 @@ void wr_cluster_note_changes(wr_cluster *c) {
     wr_event fresh[WR_MAX_NODES];
     size_t n = 0;
     pthread_mutex_lock(&c->mu);
-    wr_lsn plsn = c->primary >= 0 && c->nodes[c->primary].up ? c->nodes[c->primary].lsn : 0;
+    wr_lsn plsn = c->primary >= 0 && c->nodes[c->primary].up ? wr_cluster_sendable_locked(c) : 0;
     for (size_t i = 0; i < c->n; i++) {
         wr_node_state now = wr_node_state_of(&c->nodes[i], plsn);
         if (now == c->nodes[i].reported) continue;

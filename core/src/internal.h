@@ -137,6 +137,7 @@ typedef struct wr_node {
     uint64_t down_until_us;  /* no connect attempt before this (backoff) */
     uint32_t backoff_ms;
     wr_lsn lsn;              /* replay (replica) or insert (primary) */
+    wr_lsn flushed;          /* primary: flush position (0 unknown) */
     uint64_t lsn_at_us;
     wr_lsn rate_lsn;         /* start of the current rate window */
     uint64_t rate_at_us;
@@ -154,10 +155,10 @@ typedef struct wr_node {
 } wr_node;
 
 void wr_node_init(wr_node *n);
-/* A probe sent at sent_us saw position lsn; primary_lsn is the primary's
- * known insert position (for the replay rate: no WAL to replay is not
- * "stuck"). Keeps the highest observation. */
-void wr_node_observe(wr_node *n, wr_lsn lsn, uint64_t sent_us, wr_lsn primary_lsn);
+/* A probe sent at sent_us saw position lsn; sendable is the WAL the primary
+ * has flushed (for the replay rate: no WAL to replay is not "stuck"). Keeps
+ * the highest observation. */
+void wr_node_observe(wr_node *n, wr_lsn lsn, uint64_t sent_us, wr_lsn sendable);
 void wr_node_mark_down(wr_node *n, uint64_t now_us, uint32_t seed, const char *why);
 void wr_node_mark_up(wr_node *n);
 /* Recomputes `excluded` from the lag against the limits, with hysteresis:
@@ -215,8 +216,12 @@ void wr_cluster_probe_all(wr_cluster *c);
 /* Refreshes when the last refresh is older than refresh_interval_ms and no
  * other thread is at it. */
 void wr_cluster_maybe_refresh(wr_cluster *c);
-/* Records a position seen on node i by a probe sent at sent_us. */
-void wr_cluster_observe(wr_cluster *c, int i, wr_lsn lsn, uint64_t sent_us);
+/* Records a position seen on node i by a probe sent at sent_us (and, for
+ * the primary, its flush position; 0 when not read). */
+void wr_cluster_observe(wr_cluster *c, int i, wr_lsn lsn, wr_lsn flushed, uint64_t sent_us);
+/* What replicas can have received: the primary's flush position if known,
+ * else its insert position; under the lock. */
+wr_lsn wr_cluster_sendable_locked(const wr_cluster *c);
 /* Copies every node's view and the primary index. */
 int wr_cluster_views(wr_cluster *c, wr_node_view *views, uint64_t now_us);
 void wr_cluster_count(wr_cluster *c, int node, wr_reason why, int failed);
@@ -238,6 +243,8 @@ wr_result *wr_result_wrap(PGresult *pg, int node, wr_reason why, wr_lsn lsn);
 
 /* SQL text of the position probes. */
 #define WR_SQL_REPLAY_LSN "SELECT pg_last_wal_replay_lsn()"
-#define WR_SQL_INSERT_LSN "SELECT pg_current_wal_insert_lsn()"
+/* Insert position (what a write or read on the primary may have produced)
+ * and flush position (what replicas can have received). */
+#define WR_SQL_INSERT_LSN "SELECT pg_current_wal_insert_lsn(), pg_current_wal_flush_lsn()"
 
 #endif /* WR_INTERNAL_H */

@@ -15,7 +15,7 @@ void wr_node_init(wr_node *n) {
     n->lag_seconds = -1;
 }
 
-void wr_node_observe(wr_node *n, wr_lsn lsn, uint64_t sent_us, wr_lsn primary_lsn) {
+void wr_node_observe(wr_node *n, wr_lsn lsn, uint64_t sent_us, wr_lsn sendable) {
     if (lsn > n->lsn || (lsn == n->lsn && sent_us > n->lsn_at_us)) {
         n->lsn = lsn;
         n->lsn_at_us = sent_us;
@@ -29,8 +29,8 @@ void wr_node_observe(wr_node *n, wr_lsn lsn, uint64_t sent_us, wr_lsn primary_ls
     if (sent_us < n->rate_at_us + RATE_WINDOW_US) return;
     if (lsn > n->rate_lsn) {
         n->rate = (double)(lsn - n->rate_lsn) * 1e6 / (double)(sent_us - n->rate_at_us);
-    } else if (primary_lsn > lsn) {
-        n->rate = 0; /* WAL was waiting and none was replayed: stuck or paused */
+    } else if (sendable > lsn) {
+        n->rate = 0; /* flushed WAL was waiting and none was replayed: stuck or paused */
     } else {
         n->rate = -1; /* nothing to replay: the rate says nothing */
     }
@@ -50,6 +50,7 @@ void wr_node_mark_down(wr_node *n, uint64_t now_us, uint32_t seed, const char *w
     /* A restarted replica may reopen behind what it had replayed: forget. */
     n->lsn = 0;
     n->lsn_at_us = 0;
+    n->flushed = 0;
     n->rate = -1;
     n->rate_at_us = 0;
     snprintf(n->last_error, sizeof n->last_error, "%s", why ? why : "");

@@ -54,9 +54,19 @@ static wr_status lost_error(wr_session *s, wr_status code, int node, const char 
     return wr_err_set(&s->err, secret(s), code, node, NULL, "%s on %s: %s", what, node_name(s, node), why);
 }
 
-static int parse_lsn_result(const PGresult *r, wr_lsn *out) {
-    return r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) &&
-           wr_lsn_parse(PQgetvalue(r, 0, 0), out) == 0;
+/* The position in column col of a one-row result. */
+static int parse_lsn_col(const PGresult *r, int col, wr_lsn *out) {
+    return r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) > col &&
+           !PQgetisnull(r, 0, col) && wr_lsn_parse(PQgetvalue(r, 0, col), out) == 0;
+}
+
+static int parse_lsn_result(const PGresult *r, wr_lsn *out) { return parse_lsn_col(r, 0, out); }
+
+/* Records the primary's insert and flush positions read by WR_SQL_INSERT_LSN. */
+static void observe_primary(wr_session *s, int p, const PGresult *r, wr_lsn lsn, uint64_t sent) {
+    wr_lsn flushed = 0;
+    parse_lsn_col(r, 1, &flushed);
+    wr_cluster_observe(s->c, p, lsn, flushed, sent);
 }
 
 static wr_status deliver(wr_session *s, PGresult *res, int node, wr_reason why, wr_lsn lsn, wr_result **out) {
@@ -140,7 +150,7 @@ static read_outcome read_on(wr_session *s, int i, int check, wr_lsn need, wr_lsn
                 wr_cluster_probe_all(s->c);
                 return RD_NODE_FAILED;
             }
-            wr_cluster_observe(s->c, i, at, sent);
+            wr_cluster_observe(s->c, i, at, 0, sent);
             if (at < need) {
                 wr_steps_clear(steps, 2);
                 wr_cluster_giveback(s->c, conn, 0);
@@ -207,7 +217,7 @@ static wr_status read_primary(wr_session *s, const char *sql, int np, const char
         }
         wr_lsn lsn = 0;
         if (parse_lsn_result(steps[1].res, &lsn)) {
-            wr_cluster_observe(s->c, p, lsn, sent);
+            observe_primary(s, p, steps[1].res, lsn, sent);
             wr_timeline_read_primary(&s->tl, lsn);
             s->need_unknown = 0;
         }
@@ -353,7 +363,7 @@ wr_status wr_exec(wr_session *s, const char *sql, int nparams, const char *const
         }
         wr_lsn lsn = 0;
         if (parse_lsn_result(steps[1].res, &lsn)) {
-            wr_cluster_observe(s->c, p, lsn, sent);
+            observe_primary(s, p, steps[1].res, lsn, sent);
             wr_timeline_wrote(&s->tl, lsn);
         } else {
             s->need_unknown = 1;
@@ -445,7 +455,7 @@ static wr_status tx_end(wr_session *s, const char *sql, int commit) {
     }
     wr_lsn lsn = 0;
     if (s->tx_primary && parse_lsn_result(steps[1].res, &lsn)) {
-        wr_cluster_observe(s->c, node, lsn, sent);
+        observe_primary(s, node, steps[1].res, lsn, sent);
         wr_timeline_wrote(&s->tl, lsn);
     } else if (!s->tx_primary) {
         wr_timeline_read_replica(&s->tl, node, s->tx_lsn, wr_now_us());
