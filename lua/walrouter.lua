@@ -1,0 +1,129 @@
+--- walrouter: a PostgreSQL primary and its streaming replicas used as one
+-- database. Writes go to the primary; a read goes to a replica only when that
+-- replica has provably replayed everything the session must see (by WAL
+-- position), else, after a short bounded retry, to the primary.
+--
+--   local walrouter = require "walrouter"
+--   local cluster = assert(walrouter.connect("postgresql://u:pw@h1,h2,h3/db"))
+--   local s <close> = cluster:session(cookie_token)   -- token optional
+--   local n = assert(s:exec("INSERT INTO t(v) VALUES ($1)", "x"))
+--   local rows = assert(s:query("SELECT id, v FROM t WHERE v = $1", "x"))
+--   print(rows[1].id, rows.node, rows.reason)
+--   set_cookie(s:token())
+--
+-- Runtime failures return nil, err (err.message, err.code, err.sqlstate,
+-- err.node); misuse (wrong argument types, a closed handle) raises.
+--
+-- The C module `walrouter.core` supplies the handles and their primitive
+-- methods (query, query_primary, exec, begin, commit, rollback, token,
+-- resume, require, need, close, node_status, ...); this file adds the
+-- friendly ones (transaction, status, nodes) to the same method tables, so
+-- the split stays invisible.
+local core = require "walrouter.core"
+local format = require "walrouter.format"
+
+local Cluster = core.cluster_methods
+local Session = core.session_methods
+local error_mt = core.error_mt
+
+local walrouter = {
+  _VERSION = "walrouter " .. core.version,
+  version = core.version,
+  --- SQL NULL in rows (so rows keep their positions), also accepted as a
+  -- parameter. Compare with `v == walrouter.null`.
+  null = core.null,
+}
+
+core.hooks.rows_tostring = format.rows
+core.hooks.row_tostring = format.row
+
+--- walrouter.connect(dsn [, opts]) -> cluster | nil, err
+-- dsn: one libpq URI or key=value string listing every node. opts: the
+-- wr_options fields by name (read_budget_ms = 200, max_lag_bytes = ...,
+-- token_key = "...", no_stmt_cache = true, ...). An unknown option or a bad
+-- value raises, naming the option.
+walrouter.connect = core.open
+
+--- True when v is an error object returned by walrouter.
+function walrouter.is_error(v)
+  return getmetatable(v) == error_mt
+end
+
+local function new_error(message, code, cause)
+  return setmetatable({ message = message, code = code, cause = cause }, error_mt)
+end
+
+-- ---- cluster -----------------------------------------------------------
+
+local status_mt = { __name = "walrouter.status", __tostring = format.status }
+
+--- cluster:status() -> array of node records | nil, err
+-- Each record: name ("host:port"), host, port, role ("primary", "replica",
+-- "unknown"), state ("up", "streaming", "catching_up", "lagging", "down",
+-- "unknown"), lag_bytes, lag_seconds, replay_lsn ("X/Y"), replay_rate
+-- (bytes/s), last_check_unix_ms, conns_in_use, conns_idle, last_error,
+-- served (statements per reason name), errors. Unknown figures are nil.
+function Cluster:status()
+  local list = {}
+  for i = 1, self:nnodes() do
+    local rec, err = self:node_status(i)
+    if not rec then return nil, err end
+    list[i] = rec
+  end
+  return setmetatable(list, status_mt)
+end
+
+--- cluster:nodes() -> array of node names ("host:port"), in DSN order.
+function Cluster:nodes()
+  local names = {}
+  for i = 1, self:nnodes() do names[i] = self:node_name(i) end
+  return names
+end
+
+-- ---- session -----------------------------------------------------------
+
+local tx_options = { read_only = true }
+
+--- session:transaction(fn [, {read_only = true}]) -> fn's results | nil, err
+-- Runs fn(session) inside BEGIN ... COMMIT on one connection of one node:
+-- the primary, or with read_only one replica fresh enough for the session.
+-- Commits when fn returns; rolls back when fn raises an error or returns
+-- nil, err, and then returns nil, err (a raised value that is not a
+-- walrouter error is wrapped: code "lua_error", the value in err.cause).
+-- On commit it returns fn's results, or true when fn returned nothing.
+function Session:transaction(fn, opts)
+  if type(fn) ~= "function" then
+    error(("bad argument #1 to 'transaction' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  local read_only = false
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error(("bad argument #2 to 'transaction' (table expected, got %s)"):format(type(opts)), 2)
+    end
+    for k in pairs(opts) do
+      if not tx_options[k] then
+        error(("bad argument #2 to 'transaction' (unknown option %q)"):format(tostring(k)), 2)
+      end
+    end
+    read_only = opts.read_only and true or false
+  end
+  local ok, err = self:begin(read_only)
+  if not ok then return nil, err end
+  local res = table.pack(pcall(fn, self))
+  local failure
+  if not res[1] then
+    failure = getmetatable(res[2]) == error_mt and res[2] or new_error(tostring(res[2]), "lua_error", res[2])
+  elseif res[2] == nil and res[3] ~= nil then -- fn returned nil, err
+    failure = res[3]
+  end
+  if failure then
+    if not self:closed() and self:in_transaction() then self:rollback() end
+    return nil, failure
+  end
+  ok, err = self:commit()
+  if not ok then return nil, err end
+  if res[2] == nil then return true end
+  return table.unpack(res, 2, res.n)
+end
+
+return walrouter

@@ -1,0 +1,33 @@
+--- valgrind_smoke.lua — every entry point of the C module once, for
+-- valgrind (ctest -L valgrind when built with -DWALROUTER_VALGRIND=ON):
+-- cluster, sessions, reads, writes, transactions, errors, tokens, printing,
+-- <close>, the collector and a cluster closed under its sessions.
+local dsn = os.getenv("WR_TEST_DSN")
+if not dsn or dsn == "" then error("WR_TEST_DSN is not set: run the suite with tests/run.sh", 0) end
+local walrouter = require "walrouter"
+local c = assert(walrouter.connect(dsn, { read_budget_ms = 300 }))
+local s = c:session()
+local rows = assert(s:query("SELECT g AS id, 'x' || g AS v, NULL::int AS n FROM generate_series(1, 5) g"))
+assert(#rows == 5 and rows[2].id == 2)
+assert(s:exec("CREATE TABLE IF NOT EXISTS lua_vg_items (id int)"))
+assert(s:transaction(function(tx) assert(tx:exec("INSERT INTO lua_vg_items VALUES ($1)", 1)) end))
+local ok, err = s:transaction(function(tx) error("boom") end)
+assert(not ok)
+local _, e = s:query("SELECT * FROM nosuch")
+assert(e.sqlstate == "42P01")
+local tok = s:token()
+local s2 = assert(c:session(tok))
+assert(s2:query("SELECT 1"))
+local bad = c:session("garbage")
+assert(bad == nil)
+tostring(c:status()); tostring(rows); tostring(rows[1]); tostring(s); tostring(c)
+local s3 = c:session(); assert(s3:begin()); assert(s3:exec("INSERT INTO lua_vg_items VALUES (2)")) -- left open: closed with the cluster
+s:close()
+-- s2 left to the collector
+do local c2 <close> = assert(walrouter.connect(dsn)); local x <close> = c2:session(); assert(x:query("SELECT 1")) end
+local nc, nerr = walrouter.connect("postgresql://u:pw@127.0.0.1:1/db")
+assert(nc == nil and nerr.code == "connect_error")
+c:close()
+assert(not pcall(s3.query, s3, "SELECT 1"))
+collectgarbage()
+print("ok")
