@@ -19,7 +19,7 @@ echo "== C: replica read through walrouter vs raw libpq"
 "$top/build/bench/bench_read" "$WR_BENCH_DSN" "$iters"
 if [ -f "$top/bench/bench_lua.lua" ]; then
   echo "== Lua: walrouter vs LuaSQL"
-  LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;;" LUA_CPATH="$top/build/bindings/lua/?.so;;" \
+  LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;;" LUA_CPATH="$top/build/lua/?.so;;" \
     lua5.4 "$top/bench/bench_lua.lua" "$WR_BENCH_DSN" "$iters"
 fi
 if [ -f "$top/bench/bench_python.py" ]; then

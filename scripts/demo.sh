@@ -5,6 +5,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/setup.sh"
 "$top/scripts/build.sh" build
+# Install (library, header, walrouter-status, Lua module, Python package) so
+# `lua5.4` and `/usr/bin/python3` find walrouter from any shell.
+if [ "$(id -u)" -eq 0 ]; then cmake --install "$top/build" >/dev/null; fi
 export WR_CLUSTER_DIR=${WR_CLUSTER_DIR:-/tmp/walrouter-demo-cluster}
 export WR_BASE_PORT=${WR_BASE_PORT:-54320}
 export WR_CLUSTER_SH="$top/tests/cluster.sh"
@@ -16,3 +19,5 @@ echo "== C demo ($top/examples/c/demo.c)"
 for extra in "$top"/examples/*/demo.sh; do
   [ -x "$extra" ] && { echo; echo "== $(basename "$(dirname "$extra")") demo"; "$extra"; }
 done
+echo; echo "== walrouter-status"
+"$top/build/tools/walrouter-status" "$WR_DSN" || true
