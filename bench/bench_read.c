@@ -126,13 +126,14 @@ int main(int argc, char **argv) {
             }
         }
     }
-    double base_us = 0;
+    double base_us = 0, prepared_us = 0;
     printf("%d reads per variant on replica %s, query: %s\n", iters, wr_cluster_node_name(c, (size_t)replica), QUERY);
     for (int v = 0; v < NV; v++) {
         double m = median_us(lat[v], iters);
         if (v == RAW_PARAMS) base_us = m;
-        printf("  %-18s median %8.1f us  %.3fx raw PQexecParams  (%d/%d on the replica)\n", names[v], m,
-               m / base_us, served_replica[v], iters);
+        if (v == RAW_PREPARED) prepared_us = m;
+        printf("  %-18s median %8.1f us  %.3fx raw PQexecParams  %.3fx raw PQexecPrepared  (%d/%d on the replica)\n",
+               names[v], m, m / base_us, v >= RAW_PREPARED ? m / prepared_us : 0.0, served_replica[v], iters);
         free(lat[v]);
     }
     printf("  checked variant: %d/%d reads carried the piggybacked check\n", checked_reason, iters);

@@ -9,9 +9,14 @@
 
 #include "internal.h"
 
+/* A library does not print: server notices (e.g. "relation already exists,
+ * skipping") are dropped instead of going to stderr. */
+static void ignore_notice(void *arg, const char *message) {}
+
 wr_conn *wr_conn_new(PGconn *pg, int node, int use_cache, uint32_t cache_size) {
     wr_conn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    PQsetNoticeProcessor(pg, ignore_notice, NULL);
     if (wr_stmtcache_init(&c->cache, use_cache ? cache_size : 0) != 0) {
         free(c);
         return NULL;
