@@ -3,5 +3,6 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=$1; shift
-cmake -S "$top" -B "$top/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALROUTER_WERROR=ON "$@" >/dev/null
+cmake -S "$top" -B "$top/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALROUTER_WERROR=ON \
+  -DWALROUTER_LUA=ON -DWALROUTER_PYTHON=ON -DWALROUTER_VALGRIND=OFF "$@" >/dev/null
 cmake --build "$top/$dir" -j"$(nproc)" >&2

@@ -115,6 +115,9 @@ wr_status wr_cluster_refresh(wr_cluster *c) {
     pthread_mutex_lock(&c->mu);
     int any = 0;
     for (size_t i = 0; i < c->n; i++) any |= c->nodes[i].up;
+    if (!any)
+        wr_err_set(&c->err, NULL, WR_ERR_CONNECT, -1, NULL, "no node of the cluster is reachable (%s: %s)",
+                   c->dsn.name[0], c->nodes[0].last_error);
     pthread_mutex_unlock(&c->mu);
     return any ? WR_OK : WR_ERR_CONNECT;
 }
