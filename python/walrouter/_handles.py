@@ -1,0 +1,98 @@
+"""Ownership of the C handles.
+
+Each handle object owns one C pointer and frees it exactly once; ``close()``
+is idempotent and is what the public classes' ``close()``, context managers
+and ``weakref.finalize`` all call. A handle never refers back to its public
+object, so that object can be garbage-collected while the handle lives on in
+its cluster's set until it is closed.
+
+- ``SessionHandle``: one thread at a time. Its lock is held during every call
+  (so a session shared by mistake serializes instead of corrupting memory) and
+  by ``close()`` (which so waits for a call in flight).
+- ``ClusterHandle``: shared by threads. Calls on it count as users;
+  ``close()`` refuses new users, waits for the current ones, closes every
+  session still open on the cluster, then frees the cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any, Optional, Set, Tuple
+
+from . import _core
+from .errors import InterfaceError, _ErrorSource
+
+
+class ClusterHandle(_ErrorSource):
+    __slots__ = ("ptr", "names", "sessions", "_cond", "_users", "__weakref__")
+
+    def __init__(self, ptr: Any, names: Tuple[str, ...]) -> None:
+        self.ptr = ptr
+        self.names = names                       # "host:port" per node, DSN order
+        self.sessions: Set[SessionHandle] = set()  # open sessions (set ops are atomic)
+        self._cond = threading.Condition(threading.Lock())
+        self._users = 0
+
+    def acquire(self) -> Any:
+        """The pointer, held open until release(); InterfaceError if closed."""
+        with self._cond:
+            if self.ptr is None:
+                raise InterfaceError("the cluster is closed")
+            self._users += 1
+            return self.ptr
+
+    def release(self) -> None:
+        with self._cond:
+            self._users -= 1
+            if self._users == 0:
+                self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self.ptr is None
+
+    def close(self) -> None:
+        with self._cond:
+            ptr, self.ptr = self.ptr, None
+            if ptr is None:
+                return
+            self._cond.wait_for(lambda: self._users == 0)
+        for s in list(self.sessions):
+            s.close()
+        _core.wr_cluster_close(ptr)
+
+    def error_details(self) -> Tuple[str, str, Optional[str]]:
+        return _core.wr_cluster_errmsg(self.ptr), "", None
+
+
+class SessionHandle(_ErrorSource):
+    __slots__ = ("ptr", "lock", "cluster", "__weakref__")
+
+    def __init__(self, ptr: Any, cluster: ClusterHandle) -> None:
+        self.ptr = ptr
+        self.lock = threading.Lock()
+        self.cluster = cluster
+        cluster.sessions.add(self)
+
+    def close(self) -> None:
+        with self.lock:
+            ptr, self.ptr = self.ptr, None
+            if ptr is not None:
+                _core.wr_session_free(ptr)  # rolls back an open transaction
+        self.cluster.sessions.discard(self)
+
+    def error_details(self) -> Tuple[str, str, Optional[str]]:
+        node = _core.wr_session_errnode(self.ptr)
+        names = self.cluster.names
+        return (_core.wr_session_errmsg(self.ptr), _core.wr_session_sqlstate(self.ptr),
+                names[node] if 0 <= node < len(names) else None)
+
+
+def closed_error(what: str) -> InterfaceError:
+    return InterfaceError(f"the {what} is closed")
+
+
+def finalize(owner: object, handle: Any) -> weakref.finalize:
+    """Closes handle when owner is garbage-collected (or at exit)."""
+    return weakref.finalize(owner, handle.close)

@@ -1,0 +1,214 @@
+"""Cluster: the primary and its replicas, opened once and shared by threads."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from . import _core
+from ._handles import ClusterHandle, SessionHandle, finalize
+from .errors import InterfaceError, OperationalError, ProgrammingError, _check
+from .result import lsn_text
+from .session import Session
+
+__all__ = ["Cluster", "NodeStatus", "connect"]
+
+_ROLES = {_core.WR_ROLE_UNKNOWN: "unknown", _core.WR_ROLE_PRIMARY: "primary",
+          _core.WR_ROLE_REPLICA: "replica"}
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A snapshot of one node, from ``cluster.status()``."""
+
+    name: str                     # "host:port", as in Result.node
+    host: str
+    port: int
+    role: str                     # "primary", "replica", "unknown"
+    state: str                    # "up", "streaming", "catching_up", "lagging", "down", "unknown"
+    lag_bytes: Optional[int]      # WAL not yet replayed; None when unknown
+    lag_seconds: Optional[float]  # replay delay; None when unknown
+    replay_lsn: str               # replica: replay position; primary: insert position
+    replay_rate: Optional[float]  # bytes/s while catching up; None when unknown
+    last_check: Optional[_dt.datetime]  # last probe (UTC); None: never
+    conns_in_use: int
+    conns_idle: int
+    last_error: Optional[str]
+    served: Dict[str, int] = field(default_factory=dict)  # statements per reason name
+    errors: int = 0
+
+
+def _node_status(name: str, d: Dict[str, Any]) -> NodeStatus:
+    ms = d["last_check_unix_ms"]
+    return NodeStatus(
+        name=name, host=d["host"], port=d["port"], role=_ROLES.get(d["role"], "unknown"),
+        state=d["state"],
+        lag_bytes=d["lag_bytes"] if d["lag_bytes"] >= 0 else None,
+        lag_seconds=d["lag_seconds"] if d["lag_seconds"] >= 0 else None,
+        replay_lsn=lsn_text(d["replay_lsn"]),
+        replay_rate=d["replay_rate"] if d["replay_rate"] >= 0 else None,
+        last_check=_dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc) if ms else None,
+        conns_in_use=d["conns_in_use"], conns_idle=d["conns_idle"],
+        last_error=d["last_error"] or None, served=d["served"], errors=d["errors"])
+
+
+class Cluster:
+    """A PostgreSQL primary and its streaming replicas, used as one database.
+
+    Thread-safe: open one per process (``walrouter.connect``) and share it.
+    Holds a small pool of idle connections per node; ``close()`` (or leaving
+    a ``with`` block, or garbage collection) closes them and every session
+    still open on it.
+    """
+
+    __slots__ = ("_h", "_finalizer", "__weakref__")
+
+    def __init__(self, handle: ClusterHandle) -> None:
+        self._h = handle
+        self._finalizer = finalize(self, handle)
+
+    def session(self, token: Optional[str] = None) -> Session:
+        """A new session; with `token` (from ``session.token``, e.g. carried in
+        a cookie), it resumes that session's timeline, so it sees everything
+        that session wrote or saw. Raises TokenError for a malformed, tampered
+        or foreign token; an expired token gives a fresh session."""
+        h = self._h
+        ptr = h.acquire()
+        try:
+            sptr = _core.wr_session_new(ptr)
+            if sptr is None:
+                raise OperationalError("out of memory")
+            sh = SessionHandle(sptr, h)
+        finally:
+            h.release()
+        s = Session(self, sh)
+        if token is not None:
+            try:
+                s.resume(token)
+            except BaseException:
+                s.close()
+                raise
+        return s
+
+    def status(self) -> List[NodeStatus]:
+        """Every node's role, state, lag, pool and counters (refreshed first
+        when the last probe is older than refresh_interval_ms)."""
+        h = self._h
+        ptr = h.acquire()
+        try:
+            out = []
+            for i, name in enumerate(h.names):
+                d = _core.wr_py_node_status(ptr, i)
+                if d is not None:
+                    out.append(_node_status(name, d))
+            return out
+        finally:
+            h.release()
+
+    def refresh(self) -> None:
+        """Probes every node now (roles, positions, lag)."""
+        h = self._h
+        ptr = h.acquire()
+        try:
+            st = _core.wr_cluster_refresh(ptr)
+            if st:
+                _check(st, h)
+        finally:
+            h.release()
+
+    @property
+    def nodes(self) -> List[str]:
+        """Every node as "host:port", in DSN order."""
+        return list(self._h.names)
+
+    @property
+    def primary(self) -> Optional[str]:
+        """The current primary's "host:port", or None when none is known."""
+        h = self._h
+        ptr = h.acquire()
+        try:
+            i = _core.wr_cluster_primary(ptr)
+        finally:
+            h.release()
+        return h.names[i] if 0 <= i < len(h.names) else None
+
+    @property
+    def closed(self) -> bool:
+        return self._h.closed
+
+    def close(self) -> None:
+        """Closes every session still open on the cluster and every pooled
+        connection. Waits for calls in flight. Idempotent."""
+        self._finalizer()
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        h = self._h
+        try:
+            primary = self.primary
+        except InterfaceError:
+            return f"<walrouter.Cluster {', '.join(h.names)} closed>"
+        nodes = ", ".join(n + (" (primary)" if n == primary else "") for n in h.names)
+        return f"<walrouter.Cluster {nodes}>"
+
+
+def _utf8(dsn: str) -> str:
+    """The DSN with client_encoding=UTF8 unless it sets an encoding: values
+    are decoded as UTF-8."""
+    if "client_encoding" in dsn:
+        return dsn
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return dsn + ("&" if "?" in dsn else "?") + "client_encoding=UTF8"
+    return dsn + " client_encoding=UTF8"
+
+
+def _option_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode()
+        except UnicodeDecodeError as e:
+            raise ProgrammingError(f"option {key}: bytes that are not UTF-8") from e
+    return str(value)
+
+
+def connect(dsn: str, **options: Any) -> Cluster:
+    """Opens a cluster from one libpq URI or conninfo listing every node:
+    ``connect("postgresql://user:pw@h1:5432,h2:5432,h3:5432/db")``. Roles are
+    discovered. Succeeds when at least one node is reachable.
+
+    Options (all optional, see docs/python.md): read_budget_ms,
+    retry_interval_ms, pool_size, stmt_cache_size, no_stmt_cache,
+    connect_timeout_s, token_ttl_s, token_key, max_lag_bytes, max_lag_ms,
+    refresh_interval_ms. An unknown option or a bad value raises
+    ProgrammingError naming it; a bad DSN raises ProgrammingError; no
+    reachable node raises OperationalError.
+    """
+    opt = _core.wr_py_options_new()
+    if opt is None:
+        raise OperationalError("out of memory")
+    try:
+        for key, value in options.items():
+            st, msg = _core.wr_options_set(opt, key, _option_text(key, value))
+            if st:
+                _check(st, msg)
+        st, ptr = _core.wr_cluster_open(_utf8(dsn), opt)
+    finally:
+        _core.wr_py_options_free(opt)
+    if ptr is None:
+        raise OperationalError("out of memory")
+    names = tuple(_core.wr_cluster_node_name(ptr, i) for i in range(_core.wr_cluster_nnodes(ptr)))
+    h = ClusterHandle(ptr, names)
+    if st:
+        try:
+            _check(st, h)
+        finally:
+            h.close()
+    return Cluster(h)

@@ -1,0 +1,203 @@
+"""Session: one user's (or one request's) view of the cluster."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Iterator
+
+from . import _core
+from ._handles import SessionHandle, closed_error, finalize
+from .adapt import adapt_params
+from .errors import DataError, _check
+from .result import Result, lsn_text
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+__all__ = ["Session"]
+
+
+class Session:
+    """One user's or one request's view of the cluster: reads go to replicas
+    fresh enough for what this session has written or seen, writes go to the
+    primary. Cheap; use it from one thread at a time (calls from several
+    threads are serialized). Get one with ``cluster.session()``; close it with
+    ``close()`` or a ``with`` block (an open transaction is rolled back).
+
+    The session keeps its cluster alive.
+    """
+
+    __slots__ = ("_h", "_cluster", "_finalizer", "__weakref__")
+
+    def __init__(self, cluster: "Cluster", handle: SessionHandle) -> None:
+        self._cluster = cluster
+        self._h = handle
+        self._finalizer = finalize(self, handle)
+
+    # ---- statements -----------------------------------------------------
+
+    def query(self, sql: str, *params: Any, primary: bool = False) -> Result:
+        """Runs a read (``SELECT ...``) with ``$1, $2, ...`` parameters and
+        returns its rows.
+
+        It runs on a replica that has replayed everything this session must
+        see, else (after a short bounded retry) on the primary; inside a
+        transaction, on the transaction's node. ``primary=True`` reads from
+        the primary this once. ``result.node`` and ``result.reason`` tell
+        where it ran and why.
+        """
+        h = self._h
+        p = adapt_params(params) if params else ()
+        with h.lock:
+            if h.ptr is None:
+                raise closed_error("session")
+            st, r = _core.wr_query(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
+            if st:
+                _check(st, h)
+        return self._result(r)
+
+    def execute(self, sql: str, *params: Any) -> int:
+        """Runs a write (INSERT/UPDATE/DELETE/DDL...) on the primary and
+        returns the number of rows it affected. Every later read of this
+        session (and of sessions resumed from its token) sees it.
+
+        A write is re-sent only when it provably did not run; when the outcome
+        cannot be known, ``UnknownOutcomeError`` is raised.
+        """
+        r = self._exec(sql, params)
+        try:
+            return _core.wr_result_affected(r)
+        finally:
+            _core.wr_result_free(r)
+
+    def write(self, sql: str, *params: Any) -> Result:
+        """Like ``execute`` but returns the whole Result, e.g. the rows of
+        ``INSERT ... RETURNING id`` (``result.affected`` has the count)."""
+        return self._result(self._exec(sql, params))
+
+    def _exec(self, sql: str, params: tuple) -> Any:
+        h = self._h
+        p = adapt_params(params) if params else ()
+        with h.lock:
+            if h.ptr is None:
+                raise closed_error("session")
+            st, r = _core.wr_exec(h.ptr, sql, p)
+            if st:
+                _check(st, h)
+        return r
+
+    def _result(self, r: Any) -> Result:
+        try:
+            raw = _core.wr_py_result(r)
+        except UnicodeDecodeError as e:
+            raise DataError(f"the server sent text that is not UTF-8: {e}") from e
+        finally:
+            _core.wr_result_free(r)
+        return Result(raw, self._h.cluster.names)
+
+    # ---- transactions -----------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self, read_only: bool = False) -> Iterator["Session"]:
+        """``with s.transaction():`` runs the block in one transaction on one
+        node: committed at the end, rolled back if the block raises.
+
+        A transaction runs on the primary; ``read_only=True`` runs it on one
+        replica fresh enough for this session (REPEATABLE READ, READ ONLY),
+        or on the primary if none is.
+        """
+        self.begin(read_only)
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def begin(self, read_only: bool = False) -> None:
+        """Opens a transaction (see ``transaction``)."""
+        self._call(_core.wr_begin, _core.WR_READ_ONLY if read_only else 0)
+
+    def commit(self) -> None:
+        """Commits the open transaction. If an earlier statement in it failed,
+        the server rolled it back and this raises (SQLSTATE 25P02)."""
+        self._call(_core.wr_commit)
+
+    def rollback(self) -> None:
+        """Rolls back the open transaction, if any."""
+        self._call(_core.wr_rollback)
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while a transaction is open."""
+        return bool(self._call(_core.wr_session_in_transaction, check=False))
+
+    # ---- timeline and tokens ---------------------------------------------
+
+    @property
+    def token(self) -> str:
+        """This session's timeline as a compact, cookie-safe text: pass it to
+        ``cluster.session(token=...)`` in the next request so that request
+        sees everything this one wrote or saw."""
+        return self._call(_core.wr_session_token, check=False)
+
+    def resume(self, token: str) -> None:
+        """Replaces this session's timeline with the one `token` carries (as
+        ``cluster.session(token=...)`` does). Raises TokenError for a
+        malformed, tampered or foreign token; an expired one empties it."""
+        self._call(_core.wr_session_resume, token)
+
+    def require(self, token: str) -> None:
+        """Also sees everything the session behind `token` (another user, a
+        background job...) wrote or saw. Raises TokenError for a malformed,
+        tampered or foreign token; an expired one is ignored."""
+        self._call(_core.wr_session_require, token)
+
+    @property
+    def need(self) -> str:
+        """The WAL position ("X/Y") a replica must have replayed to serve
+        this session's next read."""
+        return lsn_text(self._call(_core.wr_session_need, check=False))
+
+    def _call(self, fn: Any, *args: Any, check: bool = True) -> Any:
+        h = self._h
+        with h.lock:
+            if h.ptr is None:
+                raise closed_error("session")
+            rc = fn(h.ptr, *args)
+            if check and rc:
+                _check(rc, h)
+        return rc
+
+    # ---- lifetime -----------------------------------------------------------
+
+    @property
+    def cluster(self) -> "Cluster":
+        return self._cluster
+
+    @property
+    def closed(self) -> bool:
+        return self._h.ptr is None
+
+    def close(self) -> None:
+        """Frees the session (rolling back an open transaction). Idempotent."""
+        self._finalizer()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        h = self._h
+        if not h.lock.acquire(blocking=False):
+            return "<walrouter.Session busy>"
+        try:
+            if h.ptr is None:
+                return "<walrouter.Session closed>"
+            need = lsn_text(_core.wr_session_need(h.ptr))
+            tx = " in transaction" if _core.wr_session_in_transaction(h.ptr) else ""
+        finally:
+            h.lock.release()
+        return f"<walrouter.Session need={need}{tx}>"

@@ -1,0 +1,175 @@
+"""Errors follow PEP 249 and carry sqlstate, node and code; passwords never
+appear in a message or a repr."""
+
+import pickle
+import re
+
+import pytest
+
+import walrouter
+
+from conftest import PRIMARY
+
+PASSWORD = "walrouter-secret"  # tests/cluster.sh's password
+
+
+def test_pep249_module_globals_and_hierarchy():
+    assert walrouter.apilevel == "2.0"
+    assert walrouter.threadsafety == 2
+    assert walrouter.paramstyle == "numeric"
+    assert issubclass(walrouter.InterfaceError, walrouter.Error)
+    assert issubclass(walrouter.DatabaseError, walrouter.Error)
+    for cls in (walrouter.OperationalError, walrouter.IntegrityError, walrouter.ProgrammingError,
+                walrouter.DataError, walrouter.NotSupportedError, walrouter.InternalError):
+        assert issubclass(cls, walrouter.DatabaseError)
+    assert issubclass(walrouter.UnknownOutcomeError, walrouter.OperationalError)
+    assert issubclass(walrouter.NoPrimaryError, walrouter.OperationalError)
+    assert issubclass(walrouter.TokenError, walrouter.InterfaceError)
+
+
+def test_unique_violation_is_an_integrity_error_from_the_primary(cluster, names, table):
+    with cluster.session() as s:
+        s.execute(f"INSERT INTO {table} (id, v) VALUES (1, 'a')")
+        with pytest.raises(walrouter.IntegrityError) as e:
+            s.execute(f"INSERT INTO {table} (id, v) VALUES (1, 'b')")
+    err = e.value
+    assert err.sqlstate == "23505"
+    assert err.node == names[PRIMARY]
+    assert err.code == "sql_error"
+    assert "duplicate key" in str(err)
+    assert isinstance(err, walrouter.DatabaseError)
+
+
+def test_undefined_table_is_a_programming_error(cluster):
+    with cluster.session() as s, pytest.raises(walrouter.ProgrammingError) as e:
+        s.query("SELECT * FROM wr_no_such_table")
+    assert e.value.sqlstate == "42P01"
+    assert e.value.node in cluster.nodes
+
+
+def test_division_by_zero_is_a_data_error(cluster):
+    with cluster.session() as s, pytest.raises(walrouter.DataError) as e:
+        s.query("SELECT 1 / $1::int", 0)
+    assert e.value.sqlstate == "22012"
+
+
+def test_a_session_works_after_an_error(cluster):
+    with cluster.session() as s:
+        with pytest.raises(walrouter.ProgrammingError):
+            s.query("SELEC 1")
+        assert s.query("SELECT 2").scalar() == 2
+
+
+@pytest.mark.parametrize("bad", ["not a dsn", "host=127.0.0.1 no_such_keyword=1", "postgresql://h/db?bogus=1"])
+def test_a_malformed_dsn_is_a_programming_error(bad):
+    with pytest.raises(walrouter.ProgrammingError) as e:
+        walrouter.connect(bad)
+    assert e.value.code == "bad_argument"
+
+
+def test_an_unreachable_cluster_is_an_operational_error_without_the_password():
+    dsn = f"postgresql://walrouter:{PASSWORD}@127.0.0.1:1,127.0.0.1:2/walrouter"
+    with pytest.raises(walrouter.OperationalError) as e:
+        walrouter.connect(dsn, connect_timeout_s=2)
+    assert PASSWORD not in str(e.value)
+    assert "127.0.0.1:1" in str(e.value)
+
+
+def test_a_wrong_password_is_reported_without_it(dsn):
+    wrong = "Wrong-Pass-123"
+    bad = re.sub(r"(://[^:]+:)[^@]*@", rf"\g<1>{wrong}@", dsn)
+    with pytest.raises(walrouter.OperationalError) as e:
+        walrouter.connect(bad)
+    assert wrong not in str(e.value) and "password" in str(e.value)
+
+
+def test_reprs_never_show_the_password(cluster, table):
+    with cluster.session() as s:
+        texts = [repr(cluster), repr(s), repr(s.query("SELECT 1")), repr(cluster.status())]
+    assert not any(PASSWORD in t for t in texts)
+    assert "primary" in texts[0]
+
+
+def test_an_unknown_option_is_named(dsn):
+    with pytest.raises(walrouter.ProgrammingError, match="no_such_option"):
+        walrouter.connect(dsn, no_such_option=1)
+
+
+def test_a_bad_option_value_is_named(dsn):
+    with pytest.raises(walrouter.ProgrammingError, match="read_budget_ms"):
+        walrouter.connect(dsn, read_budget_ms="soon")
+
+
+def test_options_take_python_values(dsn):
+    with walrouter.connect(dsn, read_budget_ms=50, no_stmt_cache=True, max_lag_bytes=10**9,
+                           token_key="k") as c, c.session() as s:
+        assert s.query("SELECT $1::int", 7).scalar() == 7
+
+
+def test_a_malformed_token_is_a_token_error(cluster):
+    for token in ("garbage", "1.zz.-.0", "", "2.0.-.0"):
+        with pytest.raises(walrouter.TokenError) as e:
+            cluster.session(token=token)
+        assert isinstance(e.value, walrouter.InterfaceError)
+        assert e.value.code == "bad_token"
+
+
+def test_a_token_signed_with_another_key_is_refused(dsn):
+    with walrouter.connect(dsn, token_key="key-one") as a, a.session() as s:
+        s.execute("SELECT 1")
+        token = s.token
+        with a.session(token=token) as same:  # the same key accepts it
+            assert same.need == s.need
+    with walrouter.connect(dsn, token_key="key-two") as b:
+        with pytest.raises(walrouter.TokenError):
+            b.session(token=token)
+        with b.session() as t, pytest.raises(walrouter.TokenError):
+            t.require(token)
+
+
+def test_parameters_of_unsupported_types_are_refused(cluster):
+    with cluster.session() as s:
+        with pytest.raises(walrouter.ProgrammingError, match="object"):
+            s.query("SELECT $1", object())
+        with pytest.raises(walrouter.DataError, match="NUL"):
+            s.query("SELECT $1::text", "a\x00b")
+
+
+def test_a_closed_session_or_cluster_raises_interface_error(dsn):
+    c = walrouter.connect(dsn)
+    s = c.session()
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(walrouter.InterfaceError):
+        s.query("SELECT 1")
+    c.close()
+    c.close()
+    with pytest.raises(walrouter.InterfaceError):
+        c.session()
+    assert "closed" in repr(c) and "closed" in repr(s)
+
+
+def test_errors_pickle_with_their_details(cluster):
+    with cluster.session() as s, pytest.raises(walrouter.ProgrammingError) as e:
+        s.query("SELECT * FROM wr_no_such_table")
+    copy = pickle.loads(pickle.dumps(e.value))
+    assert type(copy) is walrouter.ProgrammingError
+    assert (copy.sqlstate, copy.node, copy.code, str(copy)) == (e.value.sqlstate, e.value.node,
+                                                                 e.value.code, str(e.value))
+
+
+def test_a_connection_lost_during_a_write_is_an_unknown_outcome(cluster, names):
+    with cluster.session() as s:
+        with pytest.raises(walrouter.UnknownOutcomeError) as e:
+            s.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # the write's backend dies
+        assert e.value.node == names[PRIMARY] and e.value.code == "unknown_outcome"
+        assert s.query("SELECT 1", primary=True).scalar() == 1  # the session goes on
+
+
+def test_a_connection_lost_inside_a_transaction_ends_it(cluster):
+    with cluster.session() as s:
+        with pytest.raises(walrouter.OperationalError):
+            with s.transaction():
+                s.query("SELECT pg_terminate_backend(pg_backend_pid())")
+        assert not s.in_transaction
+        assert s.query("SELECT 1").scalar() == 1
