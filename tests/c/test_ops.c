@@ -118,6 +118,37 @@ static void a_replica_past_the_lag_limit_serves_no_reads_until_it_catches_up(voi
     wr_cluster_close(c);
 }
 
+/* recovery_min_apply_delay makes replica 1 fall behind in time: past
+ * max_lag_ms it serves nobody's reads, and it is back once caught up. */
+static void a_replica_delayed_past_the_time_limit_serves_no_reads(void) {
+    wr_options opt = {0};
+    opt.max_lag_ms = 500;
+    wr_cluster *c = t_open(&opt);
+    CHECK_INT(t_cluster("delay 1 600000"), 0);
+    t_sql(0, "CREATE TABLE IF NOT EXISTS delayed (x int)");
+    int lagging = 0;
+    for (int i = 0; i < DEADLINE_POLLS && !lagging; i++) {
+        t_sql(0, "INSERT INTO delayed VALUES (1)");
+        CHECK_INT(wr_cluster_refresh(c), WR_OK);
+        lagging = state_of(c, 1) == WR_STATE_LAGGING;
+        if (!lagging) t_nap(20);
+    }
+    CHECK(lagging);
+    wr_node_status st;
+    CHECK_INT(wr_cluster_node_status(c, 1, &st), WR_OK);
+    CHECK(st.lag_seconds > 0.5);
+    int on_delayed = 0;
+    for (int i = 0; i < 40; i++) on_delayed += served_by(c) == 1;
+    CHECK_INT(on_delayed, 0);
+    CHECK_INT(t_cluster("delay 1 0"), 0);
+    CHECK_INT(t_cluster("wait-replay 1"), 0);
+    CHECK_INT(wr_cluster_refresh(c), WR_OK);
+    CHECK(state_of(c, 1) != WR_STATE_LAGGING);
+    CHECK(eventually_served_by(c, 1));
+    t_sql(0, "DROP TABLE delayed");
+    wr_cluster_close(c);
+}
+
 static void lag_is_zero_for_caught_up_replicas_of_an_idle_primary(void) {
     wr_cluster *c = t_open(NULL);
     t_sql(0, "CREATE TABLE IF NOT EXISTS idle_marker (x int)");
@@ -221,6 +252,7 @@ int main(void) {
     t_dsn();
     RUN(a_stopped_replica_is_skipped_and_used_again_after_restart);
     RUN(a_replica_past_the_lag_limit_serves_no_reads_until_it_catches_up);
+    RUN(a_replica_delayed_past_the_time_limit_serves_no_reads);
     RUN(lag_is_zero_for_caught_up_replicas_of_an_idle_primary);
     RUN(the_background_refresher_notices_a_stopped_node_on_its_own);
     RUN(status_renders_as_json_and_prometheus_text_with_every_field);
