@@ -16,9 +16,10 @@
 --
 -- The C module `walrouter.core` supplies the handles and their primitive
 -- methods (query, query_primary, exec, begin, commit, rollback, token,
--- resume, require, need, close, node_status, ...); this file adds the
--- friendly ones (transaction, status, nodes) to the same method tables, so
--- the split stays invisible.
+-- resume, require, need, close, node_status, status_json, metrics,
+-- poll_events, on_event, start_refresher, ...); this file adds the friendly
+-- ones (transaction, status, nodes, events) to the same method tables, and
+-- delivers events to a cluster's handler, so the split stays invisible.
 local core = require "walrouter.core"
 local format = require "walrouter.format"
 
@@ -53,6 +54,29 @@ local function new_error(message, code, cause)
   return setmetatable({ message = message, code = code, cause = cause }, error_mt)
 end
 
+-- ---- events ------------------------------------------------------------
+
+local event_mt = { __name = "walrouter.event", __tostring = format.event }
+
+-- Calls fn(event, cluster) for each event of list, in order. Every event is
+-- delivered even when fn raises; then the first error is raised again.
+local function deliver(cluster, fn, list)
+  local failed, first = false, nil
+  for i = 1, #list do
+    local ok, err = pcall(fn, setmetatable(list[i], event_mt), cluster)
+    if not ok and not failed then failed, first = true, err end
+  end
+  if failed then error(first, 0) end
+end
+
+-- The C glue calls this after each call that may notice a node state change
+-- (query, exec, begin, commit, rollback, refresh, status_json, metrics), on
+-- a cluster with a handler, on the caller's thread.
+core.hooks.deliver = function(cluster, fn)
+  local list = cluster:poll_events()
+  if #list > 0 then deliver(cluster, fn, list) end
+end
+
 -- ---- cluster -----------------------------------------------------------
 
 local status_mt = { __name = "walrouter.status", __tostring = format.status }
@@ -70,8 +94,26 @@ function Cluster:status()
     if not rec then return nil, err end
     list[i] = rec
   end
+  local fn = self:event_handler()
+  if fn then core.hooks.deliver(self, fn) end
   return setmetatable(list, status_mt)
 end
+
+--- cluster:events() -> array of the node state changes noticed since the
+-- last call (the last 64 at most), oldest first; each {node = "host:port",
+-- from = "streaming", to = "down", at_ms = Unix time in ms}. They are
+-- removed from the queue; with a handler set, each is passed to it too.
+function Cluster:events()
+  local list = self:poll_events()
+  for i = 1, #list do setmetatable(list[i], event_mt) end
+  local fn = self:event_handler()
+  if fn and #list > 0 then deliver(self, fn, list) end
+  return list
+end
+
+-- cluster:on_event(fn | nil) is the C primitive: fn(event, cluster) is
+-- called with each event after every cluster or session call that may
+-- notice a change, on the caller's thread (see docs/lua.md, Operations).
 
 --- cluster:nodes() -> array of node names ("host:port"), in DSN order.
 function Cluster:nodes()

@@ -11,12 +11,24 @@
  *   cluster:node_status(i)       -> record of node i (1-based)
  *   session:query(sql, ...)      -> rows | nil, err
  *   session:exec(sql, ...)       -> affected, rows | nil, err
+ *   cluster:status_json(), cluster:metrics()  -> text | nil, err
+ *   cluster:poll_events()        -> array of pending state changes (removed)
+ *   cluster:on_event(fn|nil), cluster:event_handler()
+ *   cluster:start_refresher(ms) -> true | nil, err; cluster:stop_refresher()
  *
  * Handles are full userdata checked with luaL_checkudata; a method on a
  * closed handle raises. One idempotent close serves close(), __close and
  * __gc. A session keeps its cluster alive through its user value; closing a
  * cluster closes its sessions first (they are listed in a weak table in the
- * cluster's user value), so no session ever outlives its wr_cluster.
+ * cluster's user value 1), so no session ever outlives its wr_cluster.
+ *
+ * Events: the C core queues node state changes; this module never installs
+ * a C callback (it could run on the refresher's thread, where no Lua may
+ * run). A cluster's Lua handler is kept in its user value 2. After each call
+ * that may notice a change (query, query_primary, exec, begin, commit,
+ * rollback, refresh, status_json, metrics) on a cluster with a handler, the
+ * glue calls the Lua layer's hooks.deliver(cluster, handler), which drains
+ * the queue into the handler on the caller's thread.
  *
  * Module state (the NULL sentinel, the formatters the Lua layer installs)
  * lives in one table, kept in the registry and shared as upvalue 1 of every
@@ -53,12 +65,14 @@
 #define OID_FLOAT8 701
 
 typedef struct lcluster {
-    wr_cluster *c; /* NULL once closed */
+    wr_cluster *c;  /* NULL once closed */
+    int has_handler; /* user value 2 holds an event handler */
 } lcluster;
 
 typedef struct lsession {
     wr_session *s;       /* NULL once closed */
     wr_cluster *c;       /* its cluster, valid while s is */
+    lcluster *owner;     /* its cluster's handle (kept alive by user value 1) */
     wr_result *pending;  /* a result being converted (freed if that raises) */
     int orphaned;        /* closed because its cluster was closed */
 } lsession;
@@ -85,6 +99,37 @@ static void session_release(lsession *ls) {
     wr_session_free(ls->s); /* rolls back an open transaction */
     ls->s = NULL;
     ls->c = NULL;
+    ls->owner = NULL;
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+/* After a call that may have noticed a node state change: when the cluster
+ * handle at `cluster` has an event handler and the Lua layer installed
+ * hooks.deliver, calls hooks.deliver(cluster, handler), which may raise.
+ * The call's nres results stay on top of the stack; returns nres. */
+static int deliver_events(lua_State *L, lcluster *lc, int cluster, int nres) {
+    if (!lc || !lc->has_handler || !lc->c) return nres;
+    luaL_checkstack(L, 3, "walrouter: event delivery");
+    if (lua_getfield(L, STATE, "deliver") != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return nres;
+    }
+    lua_pushvalue(L, cluster);
+    lua_getiuservalue(L, cluster, 2);
+    lua_call(L, 2, 0);
+    return nres;
+}
+
+/* The same after a session's call: its cluster is its user value 1. */
+static int session_deliver(lua_State *L, lsession *ls, int nres) {
+    lcluster *lc = ls->owner;
+    if (!lc || !lc->has_handler) return nres;
+    lua_getiuservalue(L, 1, 1);
+    int cluster = lua_gettop(L);
+    deliver_events(L, lc, cluster, 0);
+    lua_remove(L, cluster);
+    return nres;
 }
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -369,8 +414,9 @@ static int core_open(lua_State *L) {
     const char *dsn = luaL_checkstring(L, 1);
     wr_options opt;
     read_options(L, 2, &opt);
-    lcluster *lc = lua_newuserdatauv(L, sizeof *lc, 1);
+    lcluster *lc = lua_newuserdatauv(L, sizeof *lc, 2); /* its sessions, its event handler */
     lc->c = NULL;
+    lc->has_handler = 0;
     luaL_setmetatable(L, CLUSTER_MT);
     lua_createtable(L, 0, 4); /* its sessions, weak keys */
     lua_createtable(L, 0, 1);
@@ -409,7 +455,7 @@ static int cluster_close(lua_State *L) {
         }
     }
     lua_pop(L, 1);
-    wr_cluster_close(lc->c);
+    wr_cluster_close(lc->c); /* stops the refresher, if running */
     lc->c = NULL;
     return 0;
 }
@@ -440,6 +486,7 @@ static int cluster_session(lua_State *L) {
     ls->s = wr_session_new(lc->c);
     if (!ls->s) return luaL_error(L, "walrouter: out of memory");
     ls->c = lc->c;
+    ls->owner = lc;
     if (token) {
         wr_status st = wr_session_resume(ls->s, token);
         if (st != WR_OK) {
@@ -484,12 +531,12 @@ static int cluster_refresh(lua_State *L) {
     wr_status st = wr_cluster_refresh(lc->c);
     if (st == WR_OK) {
         lua_pushboolean(L, 1);
-        return 1;
+        return deliver_events(L, lc, 1, 1);
     }
     const char *msg = wr_cluster_errmsg(lc->c);
     lua_pushnil(L);
     push_error(L, st, *msg ? msg : "no node of the cluster is reachable", NULL, NULL);
-    return 2;
+    return deliver_events(L, lc, 1, 2);
 }
 
 static const char *role_name(wr_role r) {
@@ -570,6 +617,105 @@ static int cluster_tostring(lua_State *L) {
     return 1;
 }
 
+/* ---- operations ------------------------------------------------------------ */
+
+static int push_text(lua_State *L) {
+    lua_pushstring(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+/* Pushes the text render(c) returns, freeing it with wr_free even when Lua
+ * runs out of memory copying it; or nil, err when the core ran out. */
+static int push_owned_text(lua_State *L, lcluster *lc, char *(*render)(wr_cluster *), const char *what) {
+    luaL_checkstack(L, 4, "walrouter: status text");
+    char *text = render(lc->c);
+    if (!text) {
+        lua_pushnil(L);
+        push_error(L, WR_ERR_NOMEM, what, NULL, NULL);
+        return deliver_events(L, lc, 1, 2);
+    }
+    lua_pushcfunction(L, push_text); /* neither push allocates */
+    lua_pushlightuserdata(L, text);
+    int rc = lua_pcall(L, 1, 1, 0);
+    wr_free(text);
+    if (rc != LUA_OK) return lua_error(L);
+    return deliver_events(L, lc, 1, 1);
+}
+
+/* cluster:status_json() -> JSON array of node objects | nil, err */
+static int cluster_status_json(lua_State *L) {
+    return push_owned_text(L, check_cluster(L, 1), wr_cluster_status_json,
+                           "out of memory rendering the status as JSON");
+}
+
+/* cluster:metrics() -> Prometheus text exposition | nil, err */
+static int cluster_metrics(lua_State *L) {
+    return push_owned_text(L, check_cluster(L, 1), wr_cluster_metrics_text, "out of memory rendering the metrics");
+}
+
+/* cluster:poll_events() -> array of {node, from, to, at_ms}, oldest first;
+ * removes them from the core's queue (the last 64 changes). */
+static int cluster_poll_events(lua_State *L) {
+    lcluster *lc = check_cluster(L, 1);
+    wr_event evs[16];
+    lua_Integer k = 0;
+    size_t n;
+    lua_newtable(L);
+    do {
+        n = wr_cluster_poll_events(lc->c, evs, sizeof evs / sizeof evs[0]);
+        for (size_t i = 0; i < n; i++) {
+            lua_createtable(L, 0, 4);
+            set_str(L, "node", wr_cluster_node_name(lc->c, (size_t)evs[i].node));
+            set_str(L, "from", wr_node_state_name(evs[i].from));
+            set_str(L, "to", wr_node_state_name(evs[i].to));
+            set_int(L, "at_ms", (lua_Integer)evs[i].at_unix_ms);
+            lua_rawseti(L, -2, ++k);
+        }
+    } while (n == sizeof evs / sizeof evs[0]);
+    return 1;
+}
+
+/* cluster:on_event(fn | nil): the handler the Lua layer delivers events to
+ * (nil removes it). No C callback is installed: see the top comment. */
+static int cluster_on_event(lua_State *L) {
+    lcluster *lc = check_cluster(L, 1);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    lc->has_handler = !lua_isnoneornil(L, 2);
+    lua_settop(L, 2);
+    lua_setiuservalue(L, 1, 2);
+    return 0;
+}
+
+/* cluster:event_handler() -> the handler, or nil */
+static int cluster_event_handler(lua_State *L) {
+    check_cluster(L, 1);
+    lua_getiuservalue(L, 1, 2);
+    return 1;
+}
+
+/* cluster:start_refresher(interval_ms) -> true | nil, err. Starting it again
+ * changes the interval. */
+static int cluster_start_refresher(lua_State *L) {
+    lcluster *lc = check_cluster(L, 1);
+    lua_Integer ms = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, ms >= 1 && ms <= (lua_Integer)UINT32_MAX, 2, "interval must be 1 to 4294967295 milliseconds");
+    wr_status st = wr_cluster_start_refresher(lc->c, (uint32_t)ms);
+    if (st != WR_OK) {
+        lua_pushnil(L);
+        push_error(L, st, "could not start the refresher thread", NULL, NULL);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* cluster:stop_refresher(): stops and joins the thread; no-op when none runs. */
+static int cluster_stop_refresher(lua_State *L) {
+    lcluster *lc = check_cluster(L, 1);
+    wr_cluster_stop_refresher(lc->c);
+    return 0;
+}
+
 /* ---- session --------------------------------------------------------------- */
 
 static int session_close(lua_State *L) {
@@ -596,13 +742,13 @@ static int run(lua_State *L, int write, unsigned flags) {
     ls->pending = NULL;
     wr_result *r = NULL;
     wr_status st = write ? wr_exec(ls->s, sql, n, pv, &r) : wr_query(ls->s, sql, n, pv, flags, &r);
-    if (st != WR_OK) return session_fail(L, ls, st);
+    if (st != WR_OK) return session_deliver(L, ls, session_fail(L, ls, st));
     ls->pending = r;
     if (write) lua_pushinteger(L, (lua_Integer)wr_result_affected(r));
     push_rows(L, ls->c, r);
     ls->pending = NULL;
     wr_result_free(r);
-    return write ? 2 : 1;
+    return session_deliver(L, ls, write ? 2 : 1);
 }
 
 static int session_query(lua_State *L) { return run(L, 0, 0); }
@@ -615,21 +761,26 @@ static int ok_or_fail(lua_State *L, lsession *ls, wr_status st) {
     return 1;
 }
 
+/* ok_or_fail for calls that talk to a node (begin, commit, rollback). */
+static int ok_or_fail_io(lua_State *L, lsession *ls, wr_status st) {
+    return session_deliver(L, ls, ok_or_fail(L, ls, st));
+}
+
 /* session:begin([read_only]) -> true | nil, err */
 static int session_begin(lua_State *L) {
     lsession *ls = check_session(L, 1);
     unsigned flags = lua_toboolean(L, 2) ? WR_READ_ONLY : 0;
-    return ok_or_fail(L, ls, wr_begin(ls->s, flags));
+    return ok_or_fail_io(L, ls, wr_begin(ls->s, flags));
 }
 
 static int session_commit(lua_State *L) {
     lsession *ls = check_session(L, 1);
-    return ok_or_fail(L, ls, wr_commit(ls->s));
+    return ok_or_fail_io(L, ls, wr_commit(ls->s));
 }
 
 static int session_rollback(lua_State *L) {
     lsession *ls = check_session(L, 1);
-    return ok_or_fail(L, ls, wr_rollback(ls->s));
+    return ok_or_fail_io(L, ls, wr_rollback(ls->s));
 }
 
 static int session_in_transaction(lua_State *L) {
@@ -691,6 +842,10 @@ static const luaL_Reg cluster_methods[] = {
     {"closed", cluster_closed},         {"nnodes", cluster_nnodes},
     {"node_name", cluster_node_name},   {"node_status", cluster_node_status},
     {"primary", cluster_primary},       {"refresh", cluster_refresh},
+    {"status_json", cluster_status_json}, {"metrics", cluster_metrics},
+    {"poll_events", cluster_poll_events}, {"on_event", cluster_on_event},
+    {"event_handler", cluster_event_handler}, {"start_refresher", cluster_start_refresher},
+    {"stop_refresher", cluster_stop_refresher},
     {NULL, NULL},
 };
 

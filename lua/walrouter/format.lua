@@ -131,4 +131,9 @@ function format.status(list)
     .. "\n(conns: in use/idle)"
 end
 
+--- tostring(event): "host:port: streaming -> down".
+function format.event(ev)
+  return ("%s: %s -> %s"):format(ev.node, ev.from, ev.to)
+end
+
 return format

@@ -1,7 +1,9 @@
 --- valgrind_smoke.lua — every entry point of the C module once, for
 -- valgrind (ctest -L valgrind when built with -DWALROUTER_VALGRIND=ON):
 -- cluster, sessions, reads, writes, transactions, errors, tokens, printing,
--- <close>, the collector and a cluster closed under its sessions.
+-- <close>, the collector, a cluster closed under its sessions, and the
+-- operations calls (JSON status, metrics, events and their handler, a
+-- refresher thread running when its cluster is closed or collected).
 local dsn = os.getenv("WR_TEST_DSN")
 if not dsn or dsn == "" then error("WR_TEST_DSN is not set: run the suite with tests/run.sh", 0) end
 local walrouter = require "walrouter"
@@ -21,6 +23,15 @@ assert(s2:query("SELECT 1"))
 local bad = c:session("garbage")
 assert(bad == nil)
 tostring(c:status()); tostring(rows); tostring(rows[1]); tostring(s); tostring(c)
+assert(c:status_json():find('"role"', 1, true)); assert(c:metrics():find("walrouter_node_up", 1, true))
+local evs = c:events(); assert(#evs >= 3); tostring(evs[1])
+local seen = 0
+c:on_event(function(ev) seen = seen + 1 end)
+assert(c:start_refresher(5)); assert(c:start_refresher(10))
+assert(c:refresh()); assert(s:query("SELECT 1")); c:status(); c:events()
+c:stop_refresher(); c:stop_refresher(); assert(c:start_refresher(5))
+do local c3 = assert(walrouter.connect(dsn)); c3:on_event(function() error("x") end)
+  assert(not pcall(c3.refresh, c3)); assert(c3:start_refresher(5)) end -- collected with its thread running
 local s3 = c:session(); assert(s3:begin()); assert(s3:exec("INSERT INTO lua_vg_items VALUES (2)")) -- left open: closed with the cluster
 s:close()
 -- s2 left to the collector
