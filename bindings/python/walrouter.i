@@ -32,6 +32,8 @@
 %thread wr_begin;
 %thread wr_commit;
 %thread wr_rollback;
+%thread wr_cluster_start_refresher;
+%thread wr_cluster_stop_refresher;
 
 /* Out-parameters: `status, handle = wr_cluster_open(dsn, opt)`. */
 %typemap(in, numinputs=0) wr_cluster **out (wr_cluster *tmp = NULL) { $1 = &tmp; }
@@ -99,6 +101,16 @@
 %ignore wr_options;
 %ignore wr_node_status;
 %ignore wr_cluster_node_status; /* see wr_py_node_status */
+/* Text the caller frees, and events: see the wr_py_ helpers below. Python
+ * handlers are never called from C (the refresher's thread has no GIL):
+ * the package polls the event queue instead. */
+%ignore wr_cluster_status_json;
+%ignore wr_cluster_metrics_text;
+%ignore wr_free;
+%ignore wr_event;
+%ignore wr_event_fn;
+%ignore wr_cluster_set_event_handler;
+%ignore wr_cluster_poll_events;
 
 /* The decision core's pure functions are for drivers written in C; Python
  * needs only its enums and names. */
@@ -189,5 +201,39 @@ PyObject *wr_py_node_status(wr_cluster *c, size_t i) {
                        "replay_rate", st.replay_rate, "last_check_unix_ms", (long long)st.last_check_unix_ms,
                        "conns_in_use", st.conns_in_use, "conns_idle", st.conns_idle,
                        "last_error", last_error, "served", served, "errors", (unsigned long long)st.errors);
+}
+
+/* wr_cluster_status_json (which="json") or wr_cluster_metrics_text, as a
+ * str; the C text is freed here. The GIL is released: it may refresh. */
+PyObject *wr_py_render(wr_cluster *c, const char *which) {
+  char *text;
+  PyObject *s;
+  int json = strcmp(which, "json") == 0;
+  Py_BEGIN_ALLOW_THREADS
+  text = json ? wr_cluster_status_json(c) : wr_cluster_metrics_text(c);
+  Py_END_ALLOW_THREADS
+  if (!text) return PyErr_NoMemory();
+  s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "replace");
+  wr_free(text);
+  return s;
+}
+
+/* The pending node state changes, oldest first, removed from the queue:
+ * a list of (node index, from state name, to state name, unix ms). */
+PyObject *wr_py_poll_events(wr_cluster *c) {
+  wr_event ev[64];
+  size_t n = wr_cluster_poll_events(c, ev, 64), k;
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  if (!list) return NULL;
+  for (k = 0; k < n; k++) {
+    PyObject *t = Py_BuildValue("(issL)", ev[k].node, wr_node_state_name(ev[k].from),
+                                wr_node_state_name(ev[k].to), (long long)ev[k].at_unix_ms);
+    if (!t) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, (Py_ssize_t)k, t);
+  }
+  return list;
 }
 %}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from . import _core
-from .cluster import Cluster, NodeStatus, connect
+from .cluster import Cluster, Event, NodeStatus, connect
 from .errors import (DatabaseError, DataError, Error, IntegrityError, InterfaceError,
                      InternalError, NoPrimaryError, NotSupportedError, OperationalError,
                      ProgrammingError, TokenError, UnknownOutcomeError, Warning)
@@ -42,7 +42,7 @@ Timestamp = _dt.datetime
 Binary = bytes
 
 __all__ = [
-    "connect", "Cluster", "Session", "Result", "NodeStatus",
+    "connect", "Cluster", "Session", "Result", "Event", "NodeStatus",
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
     "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
     "NotSupportedError", "TokenError", "NoPrimaryError", "UnknownOutcomeError",

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Optional, Set, Tuple
+from typing import Any, Callable, List, Optional, Set, Tuple
 
 from . import _core
 from .errors import InterfaceError, _ErrorSource
 
 
 class ClusterHandle(_ErrorSource):
-    __slots__ = ("ptr", "names", "sessions", "_cond", "_users", "__weakref__")
+    __slots__ = ("ptr", "names", "sessions", "on_event", "_cond", "_users", "__weakref__")
 
     def __init__(self, ptr: Any, names: Tuple[str, ...]) -> None:
         self.ptr = ptr
         self.names = names                       # "host:port" per node, DSN order
         self.sessions: Set[SessionHandle] = set()  # open sessions (set ops are atomic)
+        self.on_event: Optional[Callable[[Any], None]] = None  # see Cluster.on_event
         self._cond = threading.Condition(threading.Lock())
         self._users = 0
 
@@ -52,6 +53,23 @@ class ClusterHandle(_ErrorSource):
     def closed(self) -> bool:
         return self.ptr is None
 
+    def poll_events(self) -> List[Tuple[int, str, str, int]]:
+        """Removes and returns the pending node state changes."""
+        ptr = self.acquire()
+        try:
+            return _core.wr_py_poll_events(ptr)
+        finally:
+            self.release()
+
+    def deliver(self) -> None:
+        """Hands pending events to the on_event handler, on this thread."""
+        handler = self.on_event
+        if handler is None or self.ptr is None:
+            return
+        from .cluster import Event  # the public type; imported late (cycle)
+        for raw in self.poll_events():
+            handler(Event.from_raw(raw, self.names))
+
     def close(self) -> None:
         with self._cond:
             ptr, self.ptr = self.ptr, None
@@ -60,7 +78,8 @@ class ClusterHandle(_ErrorSource):
             self._cond.wait_for(lambda: self._users == 0)
         for s in list(self.sessions):
             s.close()
-        _core.wr_cluster_close(ptr)
+        self.on_event = None
+        _core.wr_cluster_close(ptr)  # also stops a running refresher
 
     def error_details(self) -> Tuple[str, str, Optional[str]]:
         return _core.wr_cluster_errmsg(self.ptr), "", None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _core
 from ._handles import ClusterHandle, SessionHandle, finalize
@@ -12,7 +12,7 @@ from .errors import InterfaceError, OperationalError, ProgrammingError, _check
 from .result import lsn_text
 from .session import Session
 
-__all__ = ["Cluster", "NodeStatus", "connect"]
+__all__ = ["Cluster", "Event", "NodeStatus", "connect"]
 
 _ROLES = {_core.WR_ROLE_UNKNOWN: "unknown", _core.WR_ROLE_PRIMARY: "primary",
           _core.WR_ROLE_REPLICA: "replica"}
@@ -37,6 +37,22 @@ class NodeStatus:
     last_error: Optional[str]
     served: Dict[str, int] = field(default_factory=dict)  # statements per reason name
     errors: int = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    """A node changed state, e.g. "streaming" -> "lagging", or -> "down"."""
+
+    node: str        # "host:port"
+    from_state: str  # "unknown", "up", "streaming", "catching_up", "lagging", "down"
+    to_state: str
+    at: _dt.datetime  # when it was noticed (UTC)
+
+    @classmethod
+    def from_raw(cls, raw: Tuple[int, str, str, int], names: Tuple[str, ...]) -> "Event":
+        i, frm, to, ms = raw
+        return cls(names[i] if 0 <= i < len(names) else str(i), frm, to,
+                   _dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc))
 
 
 def _node_status(name: str, d: Dict[str, Any]) -> NodeStatus:
@@ -114,6 +130,75 @@ class Cluster:
             st = _core.wr_cluster_refresh(ptr)
             if st:
                 _check(st, h)
+        finally:
+            h.release()
+        h.deliver()
+
+    def status_json(self) -> str:
+        """Every node's status as a JSON array (the fields of ``status()``,
+        with LSNs as "X/Y" and unknown figures as -1)."""
+        return self._render("json")
+
+    def metrics(self) -> str:
+        """Prometheus text exposition: statements per node and routing reason,
+        errors, node up and state, replica lag in bytes and seconds,
+        connections in use and idle."""
+        return self._render("metrics")
+
+    def _render(self, which: str) -> str:
+        h = self._h
+        ptr = h.acquire()
+        try:
+            text = _core.wr_py_render(ptr, which)
+        finally:
+            h.release()
+        h.deliver()
+        return text
+
+    def events(self) -> List[Event]:
+        """The node state changes noticed since the last call, oldest first
+        (the last 64 are kept). With an ``on_event`` handler set, they go to
+        it instead and this returns []."""
+        h = self._h
+        if h.on_event is not None:
+            h.deliver()
+            return []
+        return [Event.from_raw(raw, h.names) for raw in h.poll_events()]
+
+    def on_event(self, handler: Optional[Callable[[Event], None]]) -> None:
+        """Calls ``handler(event)`` for every node state change, on the thread
+        of the call that noticed it (after each query, execute, transaction
+        call, status, refresh or events). Never from a C thread: with a
+        refresher running, changes it notices reach the handler at the next
+        such call. None removes the handler. Keep it quick; what it raises
+        propagates from that call, after the call's own work is done."""
+        if handler is not None and not callable(handler):
+            raise ProgrammingError("on_event needs a callable or None")
+        self._h.on_event = handler
+
+    def start_refresher(self, interval_s: float) -> None:
+        """Starts a background thread refreshing lag figures every interval_s
+        seconds, for long-running services (without it, figures refresh on
+        use). Calling it again changes the interval."""
+        ms = int(round(interval_s * 1000))
+        if not 1 <= ms <= 0xFFFFFFFF:
+            raise ProgrammingError("start_refresher: interval_s must be between 0.001 and 4294967 seconds")
+        h = self._h
+        ptr = h.acquire()
+        try:
+            st = _core.wr_cluster_start_refresher(ptr, ms)
+            if st:
+                _check(st, h)
+        finally:
+            h.release()
+
+    def stop_refresher(self) -> None:
+        """Stops the background refresher (waits for it); idempotent. Closing
+        the cluster stops it too."""
+        h = self._h
+        ptr = h.acquire()
+        try:
+            _core.wr_cluster_stop_refresher(ptr)
         finally:
             h.release()
 

@@ -151,8 +151,12 @@ def _check(status: int, source: Union[_ErrorSource, str]) -> None:
     """Raises the exception for a non-OK wr_status. `source` is the handle the
     failing call was made on (its error details are read from it), or the
     message itself when the C call returned one directly."""
-    if status == _core.WR_OK:
-        return
+    if status != _core.WR_OK:
+        raise _error(status, source)
+
+
+def _error(status: int, source: Union[_ErrorSource, str]) -> "Error":
+    """The exception for a failed wr_status (see _check), not raised yet."""
     if isinstance(source, str):
         message, sqlstate, node = source, "", None
     else:
@@ -161,5 +165,5 @@ def _check(status: int, source: Union[_ErrorSource, str]) -> None:
         cls = _BY_CLASS.get(sqlstate[:2], DatabaseError)
     else:
         cls = _BY_STATUS.get(status, InternalError)
-    raise cls(message or _core.wr_status_name(status), sqlstate=sqlstate or None,
-              node=node, code=_core.wr_status_name(status))
+    return cls(message or _core.wr_status_name(status), sqlstate=sqlstate or None,
+               node=node, code=_core.wr_status_name(status))

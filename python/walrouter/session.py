@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, Iterator
 from . import _core
 from ._handles import SessionHandle, closed_error, finalize
 from .adapt import adapt_params
-from .errors import DataError, _check
+from .errors import DataError, _error
 from .result import Result, lsn_text
 
 if TYPE_CHECKING:
     from .cluster import Cluster
 
 __all__ = ["Session"]
+
 
 
 class Session:
@@ -52,8 +53,10 @@ class Session:
             if h.ptr is None:
                 raise closed_error("session")
             st, r = _core.wr_query(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
-            if st:
-                _check(st, h)
+            err = _error(st, h) if st else None
+        h.cluster.deliver()
+        if err is not None:
+            raise err
         return self._result(r)
 
     def execute(self, sql: str, *params: Any) -> int:
@@ -82,8 +85,10 @@ class Session:
             if h.ptr is None:
                 raise closed_error("session")
             st, r = _core.wr_exec(h.ptr, sql, p)
-            if st:
-                _check(st, h)
+            err = _error(st, h) if st else None
+        h.cluster.deliver()
+        if err is not None:
+            raise err
         return r
 
     def _result(self, r: Any) -> Result:
@@ -165,8 +170,11 @@ class Session:
             if h.ptr is None:
                 raise closed_error("session")
             rc = fn(h.ptr, *args)
-            if check and rc:
-                _check(rc, h)
+            err = _error(rc, h) if check and rc else None
+        if check:
+            h.cluster.deliver()
+        if err is not None:
+            raise err
         return rc
 
     # ---- lifetime -----------------------------------------------------------
