@@ -132,8 +132,10 @@ int main(int argc, char **argv) {
         double m = median_us(lat[v], iters);
         if (v == RAW_PARAMS) base_us = m;
         if (v == RAW_PREPARED) prepared_us = m;
-        printf("  %-18s median %8.1f us  %.3fx raw PQexecParams  %.3fx raw PQexecPrepared  (%d/%d on the replica)\n",
-               names[v], m, m / base_us, v >= RAW_PREPARED ? m / prepared_us : 0.0, served_replica[v], iters);
+        char vs_prepared[32] = "";
+        if (v >= RAW_PREPARED) snprintf(vs_prepared, sizeof vs_prepared, "  %.3fx raw PQexecPrepared", m / prepared_us);
+        printf("  %-18s median %8.1f us  %.3fx raw PQexecParams%s  (%d/%d on the replica)\n", names[v], m,
+               m / base_us, vs_prepared, served_replica[v], iters);
         free(lat[v]);
     }
     printf("  checked variant: %d/%d reads carried the piggybacked check\n", checked_reason, iters);
