@@ -178,17 +178,20 @@ static read_outcome read_on(wr_session *s, int i, int check, wr_lsn need, wr_lsn
     }
 }
 
-/* A read on the primary, followed in the same round trip by the primary's
- * insert position: an upper bound of what the read saw (G2). */
-static wr_status read_primary(wr_session *s, const char *sql, int np, const char *const *pv, wr_reason why,
-                              wr_result **out, wr_conn **kept) {
+/* One statement on the primary, followed after a Sync by the primary's insert
+ * position: past the statement's commit record, and an upper bound of what it
+ * saw (G1, G2). `writes`: the statement changes data, so it is re-sent only
+ * when it provably did not run (no connection made, the node turned read-only
+ * (25006), a cached statement refused before execution): a connection lost
+ * while it was in flight is an unknown outcome (G5). A read is simply re-run.
+ * kept: the connection stays borrowed (an explicit transaction). */
+static wr_status on_primary(wr_session *s, const char *sql, int np, const char *const *pv, wr_reason why,
+                            int writes, wr_result **out, wr_conn **kept) {
     for (int attempt = 0; attempt < 3; attempt++) {
         int p = wr_cluster_find_primary(s->c);
         if (p < 0) break;
         wr_conn *conn;
         if (wr_cluster_borrow(s->c, p, &conn, &s->err) != WR_OK) continue;
-        /* The Sync lets a statement that turned out to write (re-run here
-         * after a replica refused it) commit before the position is read. */
         wr_step steps[2] = {{.sql = sql, .nparams = np, .params = pv, .sync_after = 1},
                             {.sql = WR_SQL_INSERT_LSN}};
         char errmsg[256];
@@ -196,17 +199,21 @@ static wr_status read_primary(wr_session *s, const char *sql, int np, const char
         if (wr_conn_run(conn, steps, 2, errmsg, sizeof errmsg) != 0) {
             wr_cluster_giveback(s->c, conn, 1);
             wr_cluster_node_down(s->c, p, errmsg);
-            if (why == WR_REASON_PRIMARY_READ_ONLY) /* it writes: never re-sent (G5) */
+            if (writes)
                 return lost_error(s, WR_ERR_UNKNOWN_OUTCOME, p,
-                                  "connection lost while a writing statement was in flight (it may or may not "
-                                  "have committed)", errmsg);
+                                  "connection lost while a write was in flight (it may or may not have committed)",
+                                  errmsg);
             lost_error(s, WR_ERR_CONNECT, p, "connection lost during a read", errmsg);
-            continue; /* a read can run again */
+            continue;
         }
         if (steps[0].stale || has_state(steps[0].res, "25006")) { /* nothing ran */
+            int read_only = !steps[0].stale;
             wr_steps_clear(steps, 2);
             wr_cluster_giveback(s->c, conn, 0);
-            if (!steps[0].stale) wr_cluster_probe_all(s->c);
+            if (read_only) {
+                wr_cluster_probe_all(s->c); /* the primary moved */
+                wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, p, "25006", "%s is read-only", node_name(s, p));
+            }
             continue;
         }
         if (failed(steps[0].res)) {
@@ -218,8 +225,10 @@ static wr_status read_primary(wr_session *s, const char *sql, int np, const char
         wr_lsn lsn = 0;
         if (parse_lsn_result(steps[1].res, &lsn)) {
             observe_primary(s, p, steps[1].res, lsn, sent);
-            wr_timeline_read_primary(&s->tl, lsn);
+            wr_timeline_wrote(&s->tl, lsn);
             s->need_unknown = 0;
+        } else if (writes) {
+            s->need_unknown = 1; /* committed, position unread: read the primary until settled */
         }
         PGresult *res = steps[0].res;
         steps[0].res = NULL;
@@ -228,19 +237,28 @@ static wr_status read_primary(wr_session *s, const char *sql, int np, const char
         else wr_cluster_giveback(s->c, conn, 0);
         return deliver(s, res, p, why, lsn, out);
     }
-    if (s->err.code == WR_OK)
-        wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, -1, NULL, "no primary is reachable");
-    if (s->err.code == WR_ERR_CONNECT) s->err.code = WR_ERR_NO_PRIMARY;
+    if (s->err.code == WR_OK || s->err.code == WR_ERR_CONNECT) {
+        char last[WR_MSG_SIZE];
+        snprintf(last, sizeof last, "%s", s->err.msg);
+        wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, s->err.node, NULL, "no primary is reachable%s%s%s",
+                   writes ? "; the write was not sent" : "", last[0] ? ": " : "", last);
+    }
     return s->err.code;
+}
+
+static wr_status read_primary(wr_session *s, const char *sql, int np, const char *const *pv, wr_reason why,
+                              wr_result **out, wr_conn **kept) {
+    /* A statement a replica refused as a write (25006) is one. */
+    return on_primary(s, sql, np, pv, why, why == WR_REASON_PRIMARY_READ_ONLY, out, kept);
 }
 
 /* Routes one read (or the BEGIN of a read-only transaction, with kept). */
 static wr_status route_read(wr_session *s, const char *sql, int np, const char *const *pv, unsigned flags,
-                            wr_result **out, wr_conn **kept, int *on_primary, wr_lsn *proven) {
+                            wr_result **out, wr_conn **kept, int *used_primary, wr_lsn *proven) {
     wr_cluster *c = s->c;
-    if (on_primary) *on_primary = 0;
+    if (used_primary) *used_primary = 0;
     if (flags & WR_PRIMARY || s->need_unknown) {
-        if (on_primary) *on_primary = 1;
+        if (used_primary) *used_primary = 1;
         return read_primary(s, sql, np, pv, WR_REASON_PRIMARY_FORCED, out, kept);
     }
     wr_cluster_maybe_refresh(c);
@@ -262,7 +280,7 @@ static wr_status route_read(wr_session *s, const char *sql, int np, const char *
             continue;
         }
         if (ch.action == WR_ACT_PRIMARY) {
-            if (on_primary) *on_primary = 1;
+            if (used_primary) *used_primary = 1;
             return read_primary(s, sql, np, pv, ch.reason, out, kept);
         }
         PGresult *res = NULL;
@@ -278,7 +296,7 @@ static wr_status route_read(wr_session *s, const char *sql, int np, const char *
             tried |= 1u << ch.node;
             continue;
         case RD_READ_ONLY:
-            if (on_primary) *on_primary = 1;
+            if (used_primary) *used_primary = 1;
             return read_primary(s, sql, np, pv, WR_REASON_PRIMARY_READ_ONLY, out, kept);
         case RD_FAILED:
             return s->err.code;
@@ -326,61 +344,7 @@ wr_status wr_exec(wr_session *s, const char *sql, int nparams, const char *const
     wr_status st = check_args(s, sql, nparams, params);
     if (st != WR_OK) return st;
     if (s->tx) return tx_run(s, sql, nparams, params, out);
-    /* Re-sent only when it provably did not run: no connection was made, the
-     * node was read-only (25006), or a cached statement was refused before
-     * execution. */
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int p = wr_cluster_find_primary(s->c);
-        if (p < 0) break;
-        wr_conn *conn;
-        if (wr_cluster_borrow(s->c, p, &conn, &s->err) != WR_OK) continue;
-        /* The Sync after the write ends its implicit transaction, so the
-         * position read next is past the write's commit record. */
-        wr_step steps[2] = {{.sql = sql, .nparams = nparams, .params = params, .sync_after = 1},
-                            {.sql = WR_SQL_INSERT_LSN}};
-        char errmsg[256];
-        uint64_t sent = wr_now_us();
-        if (wr_conn_run(conn, steps, 2, errmsg, sizeof errmsg) != 0) {
-            wr_cluster_giveback(s->c, conn, 1);
-            wr_cluster_node_down(s->c, p, errmsg);
-            return lost_error(s, WR_ERR_UNKNOWN_OUTCOME, p,
-                              "connection lost while a write was in flight (it may or may not have committed)",
-                              errmsg);
-        }
-        if (steps[0].stale || has_state(steps[0].res, "25006")) {
-            int read_only = !steps[0].stale;
-            wr_steps_clear(steps, 2);
-            wr_cluster_giveback(s->c, conn, 0);
-            if (read_only) wr_cluster_probe_all(s->c); /* the primary moved */
-            wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, p, "25006", "%s is read-only", node_name(s, p));
-            continue;
-        }
-        if (failed(steps[0].res)) {
-            st = sql_error(s, p, steps[0].res);
-            wr_steps_clear(steps, 2);
-            wr_cluster_giveback(s->c, conn, 0);
-            return st;
-        }
-        wr_lsn lsn = 0;
-        if (parse_lsn_result(steps[1].res, &lsn)) {
-            observe_primary(s, p, steps[1].res, lsn, sent);
-            wr_timeline_wrote(&s->tl, lsn);
-        } else {
-            s->need_unknown = 1;
-        }
-        PGresult *res = steps[0].res;
-        steps[0].res = NULL;
-        wr_steps_clear(steps, 2);
-        wr_cluster_giveback(s->c, conn, 0);
-        return deliver(s, res, p, WR_REASON_WRITE, lsn, out);
-    }
-    if (s->err.code == WR_OK || s->err.code == WR_ERR_CONNECT) {
-        char why[WR_MSG_SIZE];
-        snprintf(why, sizeof why, "%s", s->err.msg);
-        wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, s->err.node, NULL,
-                   "no primary is reachable; the write was not sent%s%s", why[0] ? ": " : "", why);
-    }
-    return s->err.code;
+    return on_primary(s, sql, nparams, params, WR_REASON_WRITE, 1, out, NULL);
 }
 
 /* ---- transactions --------------------------------------------------------- */
@@ -392,41 +356,20 @@ wr_status wr_begin(wr_session *s, unsigned flags) {
     wr_conn *conn = NULL;
     wr_status st;
     if (flags & WR_READ_ONLY) {
-        int on_primary = 0;
+        int fell_back = 0;
         wr_lsn proven = 0;
-        st = route_read(s, BEGIN_READ_ONLY, 0, NULL, 0, NULL, &conn, &on_primary, &proven);
+        st = route_read(s, BEGIN_READ_ONLY, 0, NULL, 0, NULL, &conn, &fell_back, &proven);
         if (st != WR_OK) return st;
         s->tx = conn;
-        s->tx_primary = on_primary;
+        s->tx_primary = fell_back;
         s->tx_lsn = proven;
         return WR_OK;
     }
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int p = wr_cluster_find_primary(s->c);
-        if (p < 0) break;
-        if (wr_cluster_borrow(s->c, p, &conn, &s->err) != WR_OK) continue;
-        wr_step step = {.sql = "BEGIN"};
-        char errmsg[256];
-        if (wr_conn_run(conn, &step, 1, errmsg, sizeof errmsg) != 0) { /* BEGIN alone changes nothing */
-            wr_cluster_giveback(s->c, conn, 1);
-            wr_cluster_node_down(s->c, p, errmsg);
-            lost_error(s, WR_ERR_CONNECT, p, "connection lost at BEGIN", errmsg);
-            continue;
-        }
-        if (failed(step.res)) {
-            st = sql_error(s, p, step.res);
-            PQclear(step.res);
-            wr_cluster_giveback(s->c, conn, 0);
-            return st;
-        }
-        PQclear(step.res);
-        s->tx = conn;
-        s->tx_primary = 1;
-        return WR_OK;
-    }
-    if (s->err.code == WR_OK || s->err.code == WR_ERR_CONNECT)
-        wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, s->err.node, NULL, "no primary is reachable");
-    return s->err.code;
+    st = on_primary(s, "BEGIN", 0, NULL, WR_REASON_TRANSACTION, 0, NULL, &conn); /* BEGIN alone changes nothing */
+    if (st != WR_OK) return st;
+    s->tx = conn;
+    s->tx_primary = 1;
+    return WR_OK;
 }
 
 /* Ends the transaction with `sql` (COMMIT or ROLLBACK); on the primary the
