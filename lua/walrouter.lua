@@ -58,15 +58,15 @@ end
 
 local event_mt = { __name = "walrouter.event", __tostring = format.event }
 
--- Calls fn(event, cluster) for each event of list, in order. Every event is
--- delivered even when fn raises; then the first error is raised again.
+-- Calls fn(event, cluster) for each event of list, in order. An error in fn
+-- is reported with warn() (shown by `lua5.4 -W`) and never raised from the
+-- call that delivered it: that call's work is done (a write has committed),
+-- and an error there would invite re-running it.
 local function deliver(cluster, fn, list)
-  local failed, first = false, nil
   for i = 1, #list do
     local ok, err = pcall(fn, setmetatable(list[i], event_mt), cluster)
-    if not ok and not failed then failed, first = true, err end
+    if not ok then warn("walrouter: on_event handler failed: ", tostring(err)) end
   end
-  if failed then error(first, 0) end
 end
 
 -- The C glue calls this after each call that may notice a node state change

@@ -111,6 +111,7 @@
 %ignore wr_event_fn;
 %ignore wr_cluster_set_event_handler;
 %ignore wr_cluster_poll_events;
+%warnfilter(SWIGWARN_PARSE_KEYWORD) wr_event::from; /* ignored anyway */
 
 /* The decision core's pure functions are for drivers written in C; Python
  * needs only its enums and names. */

@@ -16,12 +16,23 @@ its cluster's set until it is closed.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple
 
 from . import _core
 from .errors import InterfaceError, _ErrorSource
+
+
+class _Unraisable(NamedTuple):
+    """What sys.unraisablehook expects to be told."""
+
+    exc_type: type
+    exc_value: BaseException
+    exc_traceback: Any
+    err_msg: str
+    object: Any
 
 
 class ClusterHandle(_ErrorSource):
@@ -62,13 +73,29 @@ class ClusterHandle(_ErrorSource):
             self.release()
 
     def deliver(self) -> None:
-        """Hands pending events to the on_event handler, on this thread."""
+        """Hands pending events to the on_event handler, on this thread.
+        Polling removes them from the C queue, so every one of them reaches
+        the handler even if it raises. What it raises goes to
+        sys.unraisablehook and never out of the call that delivered it: that
+        call's work is done (a write has committed), and an exception there
+        would invite running it again (G5)."""
         handler = self.on_event
-        if handler is None or self.ptr is None:
-            return
+        with self._cond:  # closed meanwhile (by another thread): nothing to deliver
+            if handler is None or self.ptr is None:
+                return
+            self._users += 1
+            ptr = self.ptr
+        try:
+            pending = _core.wr_py_poll_events(ptr)
+        finally:
+            self.release()
         from .cluster import Event  # the public type; imported late (cycle)
-        for raw in self.poll_events():
-            handler(Event.from_raw(raw, self.names))
+        for raw in pending:
+            try:
+                handler(Event.from_raw(raw, self.names))
+            except Exception as e:  # the user's handler: reported, not raised
+                sys.unraisablehook(_Unraisable(type(e), e, e.__traceback__,
+                                               "Exception ignored in walrouter on_event handler", handler))
 
     def close(self) -> None:
         with self._cond:

@@ -170,8 +170,9 @@ class Cluster:
         of the call that noticed it (after each query, execute, transaction
         call, status, refresh or events). Never from a C thread: with a
         refresher running, changes it notices reach the handler at the next
-        such call. None removes the handler. Keep it quick; what it raises
-        propagates from that call, after the call's own work is done."""
+        such call. None removes the handler. Keep it quick. What it raises
+        goes to ``sys.unraisablehook`` (printed to stderr by default), never
+        out of the call: that call's work is done (a write has committed)."""
         if handler is not None and not callable(handler):
             raise ProgrammingError("on_event needs a callable or None")
         self._h.on_event = handler

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 from . import _core
 from ._handles import SessionHandle, closed_error, finalize
@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
+_T = TypeVar("_T")
+
+
+def _affected(r: Any) -> int:
+    """A write's affected row count; frees the C result."""
+    try:
+        return _core.wr_result_affected(r)
+    finally:
+        _core.wr_result_free(r)
 
 
 class Session:
@@ -54,10 +63,7 @@ class Session:
                 raise closed_error("session")
             st, r = _core.wr_query(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
             err = _error(st, h) if st else None
-        h.cluster.deliver()
-        if err is not None:
-            raise err
-        return self._result(r)
+        return self._finish(err, r, self._result)
 
     def execute(self, sql: str, *params: Any) -> int:
         """Runs a write (INSERT/UPDATE/DELETE/DDL...) on the primary and
@@ -67,18 +73,14 @@ class Session:
         A write is re-sent only when it provably did not run; when the outcome
         cannot be known, ``UnknownOutcomeError`` is raised.
         """
-        r = self._exec(sql, params)
-        try:
-            return _core.wr_result_affected(r)
-        finally:
-            _core.wr_result_free(r)
+        return self._exec(sql, params, _affected)
 
     def write(self, sql: str, *params: Any) -> Result:
         """Like ``execute`` but returns the whole Result, e.g. the rows of
         ``INSERT ... RETURNING id`` (``result.affected`` has the count)."""
-        return self._result(self._exec(sql, params))
+        return self._exec(sql, params, self._result)
 
-    def _exec(self, sql: str, params: tuple) -> Any:
+    def _exec(self, sql: str, params: tuple, convert: Callable[[Any], _T]) -> _T:
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
@@ -86,10 +88,17 @@ class Session:
                 raise closed_error("session")
             st, r = _core.wr_exec(h.ptr, sql, p)
             err = _error(st, h) if st else None
-        h.cluster.deliver()
+        return self._finish(err, r, convert)
+
+    def _finish(self, err: Optional[Exception], r: Any, convert: Callable[[Any], _T]) -> _T:
+        """Converts (and frees) the C result, hands pending events to the
+        cluster's on_event handler, then raises the call's error if any. The
+        result is freed first, so a handler that raises leaks nothing."""
+        out = convert(r) if err is None else None
+        self._h.cluster.deliver()
         if err is not None:
             raise err
-        return r
+        return out  # type: ignore[return-value]
 
     def _result(self, r: Any) -> Result:
         try:

@@ -3,6 +3,8 @@ delivered on the caller's thread, and the background refresher."""
 
 import json
 import re
+import sys
+import threading
 
 import pytest
 
@@ -43,9 +45,14 @@ def test_metrics_are_valid_prometheus_text(cluster):
 
 
 def test_events_report_a_stopped_replica_and_its_return_to_the_handler(cluster, names, lag):
-    seen = []
+    seen, threads = [], set()
     cluster.events()  # the opening's own changes
-    cluster.on_event(seen.append)
+
+    def handler(e):
+        threads.add(threading.get_ident())
+        seen.append(e)
+
+    cluster.on_event(handler)
 
     def read_once():
         with cluster.session() as s:
@@ -61,7 +68,32 @@ def test_events_report_a_stopped_replica_and_its_return_to_the_handler(cluster, 
     poll(lambda: read_once() and any(e.node == names[2] and e.from_state == "down" for e in seen),
          "replica 2 coming back")
     assert cluster.events() == []  # delivered to the handler, not queued twice
+    assert threads == {threading.get_ident()}  # on the caller's thread, never a C thread
     cluster.on_event(None)
+
+
+def test_a_raising_handler_gets_every_event_and_the_call_still_returns(cluster, names, lag, monkeypatch):
+    cluster.events()
+    lag.stop_node(1)
+    lag.stop_node(2)
+    # No handler yet: the changes wait in the queue (status() refreshes).
+    poll(lambda: all(n.state == "down" for n in cluster.status()[1:]), "both replicas down")
+    served = sum(cluster.status()[0].served.values())
+    seen = []
+
+    def handler(e):
+        seen.append(e)
+        raise RuntimeError("handler failed")
+
+    cluster.on_event(handler)
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    with cluster.session() as s:
+        assert s.query("SELECT 1 AS one").rows == [(1,)]  # the call's result is kept
+    cluster.on_event(None)
+    assert len(reported) == len(seen) and all(str(r.exc_value) == "handler failed" for r in reported)
+    assert {(e.node, e.to_state) for e in seen} >= {(names[1], "down"), (names[2], "down")}
+    assert sum(cluster.status()[0].served.values()) == served + 1  # the primary served the read
 
 
 def test_the_refresher_notices_a_stopped_node_without_any_reads(cluster, names, lag):
