@@ -70,12 +70,26 @@ char *wr_cluster_status_json(wr_cluster *c) {
         sb_quoted(&b, wr_cluster_node_name(c, i), 1);
         sb_printf(&b, ", \"host\": ");
         sb_quoted(&b, st.host, 1);
-        sb_printf(&b, ", \"port\": %d, \"role\": \"%s\", \"state\": \"%s\", \"lag_bytes\": %lld, "
-                      "\"lag_seconds\": %.3f, \"replay_lsn\": \"%s\", \"replay_rate\": %.0f, "
-                      "\"last_check_unix_ms\": %lld, \"conns_in_use\": %d, \"conns_idle\": %d, \"last_error\": ",
-                  st.port, role_name(st.role), wr_node_state_name(st.state), (long long)st.lag_bytes,
-                  st.lag_seconds, wr_lsn_format(st.replay_lsn, lsn), st.replay_rate,
-                  (long long)st.last_check_unix_ms, st.conns_in_use, st.conns_idle);
+        sb_printf(&b, ", \"port\": %d, \"role\": \"%s\", \"state\": \"%s\", \"lag_bytes\": ", st.port,
+                  role_name(st.role), wr_node_state_name(st.state));
+        /* A figure that is not known is null, never a number that could be
+         * mistaken for one. */
+        if (st.lag_bytes >= 0) sb_printf(&b, "%lld", (long long)st.lag_bytes);
+        else sb_printf(&b, "null");
+        sb_printf(&b, ", \"lag_seconds\": ");
+        if (st.lag_seconds >= 0) sb_printf(&b, "%.3f", st.lag_seconds);
+        else sb_printf(&b, "null");
+        sb_printf(&b, ", \"replay_lsn\": ");
+        if (st.replay_lsn != WR_LSN_INVALID) sb_printf(&b, "\"%s\"", wr_lsn_format(st.replay_lsn, lsn));
+        else sb_printf(&b, "null");
+        sb_printf(&b, ", \"replay_rate\": ");
+        if (st.replay_rate >= 0) sb_printf(&b, "%.0f", st.replay_rate);
+        else sb_printf(&b, "null");
+        sb_printf(&b, ", \"last_check_unix_ms\": ");
+        if (st.last_check_unix_ms > 0) sb_printf(&b, "%lld", (long long)st.last_check_unix_ms);
+        else sb_printf(&b, "null");
+        sb_printf(&b, ", \"conns_in_use\": %d, \"conns_idle\": %d, \"last_error\": ", st.conns_in_use,
+                  st.conns_idle);
         sb_quoted(&b, st.last_error, 1);
         sb_printf(&b, ", \"served\": {");
         for (int r = 1; r < WR_REASON_COUNT; r++)

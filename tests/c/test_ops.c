@@ -54,6 +54,21 @@ static void on_event(void *arg, const wr_event *ev) {
     pthread_mutex_unlock(&seen->mu);
 }
 
+/* Checks a rendering with Debian's python3: JSON fields, Prometheus syntax. */
+static int validated_by_python(const char *text, const char *program) {
+    char path[] = "/tmp/walrouter-render-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return 0;
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '%s' < %s", program, path);
+    int rc = system(cmd);
+    remove(path);
+    return rc == 0;
+}
+
 static void a_stopped_replica_is_skipped_and_used_again_after_restart(void) {
     wr_cluster *c = t_open(NULL);
     seen_events seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -74,6 +89,15 @@ static void a_stopped_replica_is_skipped_and_used_again_after_restart(void) {
     CHECK_INT(wr_cluster_node_status(c, 2, &st), WR_OK);
     CHECK(st.last_error[0] != '\0');
     CHECK(strstr(st.last_error, "walrouter-secret") == NULL);
+    char *json = wr_cluster_status_json(c);
+    CHECK(json != NULL);
+    CHECK(validated_by_python(json, /* unknown figures are null, known ones numbers */
+        "import json, sys\n"
+        "nodes = json.load(sys.stdin)\n"
+        "assert nodes[2][\"state\"] == \"down\", nodes[2]\n"
+        "assert nodes[2][\"lag_bytes\"] is None and nodes[2][\"lag_seconds\"] is None, nodes[2]\n"
+        "assert isinstance(nodes[1][\"lag_bytes\"], int) and nodes[1][\"lag_bytes\"] >= 0, nodes[1]\n"));
+    wr_free(json);
 
     CHECK_INT(t_cluster("start-node 2"), 0);
     CHECK(eventually_served_by(c, 2));
@@ -194,21 +218,6 @@ static void the_background_refresher_notices_a_stopped_node_on_its_own(void) {
     c = t_open(NULL);
     CHECK_INT(wr_cluster_start_refresher(c, 10), WR_OK);
     wr_cluster_close(c);
-}
-
-/* Checks a rendering with Debian's python3: JSON fields, Prometheus syntax. */
-static int validated_by_python(const char *text, const char *program) {
-    char path[] = "/tmp/walrouter-render-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) return 0;
-    FILE *f = fdopen(fd, "w");
-    fputs(text, f);
-    fclose(f);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '%s' < %s", program, path);
-    int rc = system(cmd);
-    remove(path);
-    return rc == 0;
 }
 
 static void status_renders_as_json_and_prometheus_text_with_every_field(void) {
