@@ -1,6 +1,7 @@
 /* test_ops.c — operations against the real cluster: a stopped replica, a
- * replica past the lag limit, lag figures of an idle primary, events, the
- * background refresher, and the JSON and Prometheus renderings. */
+ * replica stopped under a running read, a replica past the lag limit, lag
+ * figures of an idle primary, events, the background refresher, and the JSON
+ * and Prometheus renderings. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
@@ -103,6 +104,83 @@ static void a_stopped_replica_is_skipped_and_used_again_after_restart(void) {
     CHECK(eventually_served_by(c, 2));
     CHECK(seen.back[2] >= 1);
     wr_cluster_set_event_handler(c, NULL, NULL);
+    wr_cluster_close(c);
+}
+
+/* Stops replica 2 as soon as a read marked walrouter_mid_read runs on it:
+ * `seen` is set before the stop begins, `stopped` once it is done. */
+typedef struct {
+    pthread_mutex_t mu;
+    int seen, stopped, quit;
+} mid_read_stopper;
+
+static int stopper_get(mid_read_stopper *st, const int *flag) {
+    pthread_mutex_lock(&st->mu);
+    int v = *flag;
+    pthread_mutex_unlock(&st->mu);
+    return v;
+}
+
+static void stopper_set(mid_read_stopper *st, int *flag, int v) {
+    pthread_mutex_lock(&st->mu);
+    *flag = v;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void *stop_replica_under_read(void *arg) {
+    mid_read_stopper *st = arg;
+    for (int i = 0; i < DEADLINE_POLLS && !stopper_get(st, &st->quit); i++) {
+        if (atoi(t_sql(2, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                          "AND query LIKE '%%walrouter_mid_read%%' AND pid <> pg_backend_pid()")) > 0) {
+            stopper_set(st, &st->seen, 1);
+            stopper_set(st, &st->stopped, t_cluster("stop-node 2") == 0);
+            return NULL;
+        }
+        t_nap(20);
+    }
+    return NULL;
+}
+
+static void a_replica_that_dies_under_a_read_hands_it_to_another_node(void) {
+    wr_cluster *c = t_open(NULL);
+    char port2[16];
+    snprintf(port2, sizeof port2, "%s", t_sql(2, "SELECT inet_server_port()"));
+    const char *params[] = {port2};
+    mid_read_stopper st = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t th;
+    CHECK_INT(pthread_create(&th, NULL, stop_replica_under_read, &st), 0);
+    /* Replica 2 sleeps on this read until it is stopped; the other nodes
+     * answer at once. Fresh sessions read until replica 2 got one: the first
+     * read to return after the stopper saw it running is the one cut off. */
+    wr_status rc = WR_OK;
+    int node = -1, value = 0;
+    wr_reason why = WR_REASON_NONE;
+    for (int i = 0; i < DEADLINE_POLLS && rc == WR_OK && !stopper_get(&st, &st.seen); i++) {
+        wr_session *s = wr_session_new(c);
+        wr_result *r = NULL;
+        rc = wr_query(s, "SELECT pg_sleep(CASE WHEN inet_server_port() = $1::int THEN 600 ELSE 0 END), "
+                         "7 AS walrouter_mid_read", 1, params, 0, &r);
+        if (rc == WR_OK) {
+            node = wr_result_node(r);
+            why = wr_result_reason(r);
+            value = atoi(wr_result_value(r, 0, 1));
+        } else {
+            fprintf(stderr, "read failed: %s\n", wr_session_errmsg(s));
+        }
+        wr_result_free(r);
+        wr_session_free(s);
+    }
+    stopper_set(&st, &st.quit, 1);
+    pthread_join(th, NULL);
+    CHECK(st.seen);
+    CHECK(st.stopped);
+    CHECK_INT(rc, WR_OK); /* the read that was cut off succeeded elsewhere */
+    CHECK(node == 0 || node == 1);
+    CHECK_INT(why, node == 1 ? WR_REASON_REPLICA_OTHER : WR_REASON_PRIMARY_NO_REPLICA);
+    CHECK_INT(value, 7);
+    CHECK_INT(state_of(c, 2), WR_STATE_DOWN);
+    CHECK_INT(t_cluster("start-node 2"), 0);
+    CHECK(eventually_served_by(c, 2));
     wr_cluster_close(c);
 }
 
@@ -260,6 +338,7 @@ static void status_renders_as_json_and_prometheus_text_with_every_field(void) {
 int main(void) {
     t_dsn();
     RUN(a_stopped_replica_is_skipped_and_used_again_after_restart);
+    RUN(a_replica_that_dies_under_a_read_hands_it_to_another_node);
     RUN(a_replica_past_the_lag_limit_serves_no_reads_until_it_catches_up);
     RUN(a_replica_delayed_past_the_time_limit_serves_no_reads);
     RUN(lag_is_zero_for_caught_up_replicas_of_an_idle_primary);
