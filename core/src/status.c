@@ -58,6 +58,11 @@ static const char *role_name(wr_role r) {
 
 void wr_free(void *p) { free(p); }
 
+/* `, "key": value`, or null when the figure is not known: never a number
+ * that could be mistaken for one. */
+#define FIGURE(b, key, known, ...) \
+    (sb_printf(b, ", \"%s\": ", key), (known) ? sb_printf(b, __VA_ARGS__) : sb_printf(b, "null"))
+
 char *wr_cluster_status_json(wr_cluster *c) {
     if (!c) return NULL;
     sbuf b = {0};
@@ -70,24 +75,13 @@ char *wr_cluster_status_json(wr_cluster *c) {
         sb_quoted(&b, wr_cluster_node_name(c, i), 1);
         sb_printf(&b, ", \"host\": ");
         sb_quoted(&b, st.host, 1);
-        sb_printf(&b, ", \"port\": %d, \"role\": \"%s\", \"state\": \"%s\", \"lag_bytes\": ", st.port,
-                  role_name(st.role), wr_node_state_name(st.state));
-        /* A figure that is not known is null, never a number that could be
-         * mistaken for one. */
-        if (st.lag_bytes >= 0) sb_printf(&b, "%lld", (long long)st.lag_bytes);
-        else sb_printf(&b, "null");
-        sb_printf(&b, ", \"lag_seconds\": ");
-        if (st.lag_seconds >= 0) sb_printf(&b, "%.3f", st.lag_seconds);
-        else sb_printf(&b, "null");
-        sb_printf(&b, ", \"replay_lsn\": ");
-        if (st.replay_lsn != WR_LSN_INVALID) sb_printf(&b, "\"%s\"", wr_lsn_format(st.replay_lsn, lsn));
-        else sb_printf(&b, "null");
-        sb_printf(&b, ", \"replay_rate\": ");
-        if (st.replay_rate >= 0) sb_printf(&b, "%.0f", st.replay_rate);
-        else sb_printf(&b, "null");
-        sb_printf(&b, ", \"last_check_unix_ms\": ");
-        if (st.last_check_unix_ms > 0) sb_printf(&b, "%lld", (long long)st.last_check_unix_ms);
-        else sb_printf(&b, "null");
+        sb_printf(&b, ", \"port\": %d, \"role\": \"%s\", \"state\": \"%s\"", st.port, role_name(st.role),
+                  wr_node_state_name(st.state));
+        FIGURE(&b, "lag_bytes", st.lag_bytes >= 0, "%lld", (long long)st.lag_bytes);
+        FIGURE(&b, "lag_seconds", st.lag_seconds >= 0, "%.3f", st.lag_seconds);
+        FIGURE(&b, "replay_lsn", st.replay_lsn != WR_LSN_INVALID, "\"%s\"", wr_lsn_format(st.replay_lsn, lsn));
+        FIGURE(&b, "replay_rate", st.replay_rate >= 0, "%.0f", st.replay_rate);
+        FIGURE(&b, "last_check_unix_ms", st.last_check_unix_ms > 0, "%lld", (long long)st.last_check_unix_ms);
         sb_printf(&b, ", \"conns_in_use\": %d, \"conns_idle\": %d, \"last_error\": ", st.conns_in_use,
                   st.conns_idle);
         sb_quoted(&b, st.last_error, 1);
