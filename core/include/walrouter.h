@@ -148,8 +148,9 @@ void wr_session_free(wr_session *s); /* NULL is a no-op; rolls back an open
                                         transaction and returns connections */
 
 /* Resumes the timeline carried by a token (see wr_session_token). A token
- * beyond the primary's current position is clamped to it; an expired token
- * is ignored (returns WR_OK, timeline left empty). A malformed, tampered or
+ * beyond the primary's current position is clamped to it when a read finds
+ * no replica that has replayed it (so resuming costs no round trip); an
+ * expired token is ignored (returns WR_OK, timeline left empty). A malformed, tampered or
  * unsigned-when-a-key-is-set token returns WR_ERR_TOKEN and changes nothing. */
 wr_status wr_session_resume(wr_session *s, const char *token);
 

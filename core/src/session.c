@@ -15,6 +15,8 @@ struct wr_session {
     wr_timeline tl;
     int need_unknown;   /* a write committed but its position could not be
                            read: reads go to the primary until one settles it */
+    int need_unproven;  /* the need came from a token and may lie beyond the
+                           primary: clamped when no replica can serve it */
     uint32_t seed;
     wr_err err;
     wr_conn *tx;        /* the pinned connection of an open transaction */
@@ -252,6 +254,8 @@ static wr_status read_primary(wr_session *s, const char *sql, int np, const char
     return on_primary(s, sql, np, pv, why, why == WR_REASON_PRIMARY_READ_ONLY, out, kept);
 }
 
+static void clamp(wr_session *s);
+
 /* Routes one read (or the BEGIN of a read-only transaction, with kept). */
 static wr_status route_read(wr_session *s, const char *sql, int np, const char *const *pv, unsigned flags,
                             wr_result **out, wr_conn **kept, int *used_primary, wr_lsn *proven) {
@@ -273,6 +277,14 @@ static wr_status route_read(wr_session *s, const char *sql, int np, const char *
         uint64_t now = wr_now_us();
         wr_cluster_views(c, views, now);
         wr_choice ch = wr_decide_read(&s->tl, views, c->n, start, now, tried, waited, &pol);
+        if (s->need_unproven && (ch.action == WR_ACT_WAIT || (ch.action == WR_ACT_PRIMARY &&
+                                                              ch.reason != WR_REASON_PRIMARY_NO_REPLICA))) {
+            /* No replica proves the token's need: it may be beyond the
+             * primary (a forged token, or one from before a failover). */
+            s->need_unproven = 0;
+            clamp(s);
+            continue;
+        }
         if (ch.action == WR_ACT_WAIT) {
             wr_sleep_us(ch.wait_us);
             waited = 1;
@@ -424,9 +436,12 @@ wr_status wr_rollback(wr_session *s) {
 
 /* ---- tokens --------------------------------------------------------------- */
 
-/* A token's position beyond the primary's current one is clamped to it. */
-static void clamp(wr_session *s, wr_timeline *t) {
+/* A token's position beyond the primary's current one is clamped to it. A
+ * replica that proves the position proves it genuine, so this costs a probe
+ * of the primary only when no replica can serve the session's read. */
+static void clamp(wr_session *s) {
     wr_cluster *c = s->c;
+    wr_timeline *t = &s->tl;
     pthread_mutex_lock(&c->mu);
     int p = c->primary;
     wr_lsn known = p >= 0 ? c->nodes[p].lsn : 0;
@@ -452,7 +467,6 @@ static wr_status decode(wr_session *s, const char *token, wr_timeline *t, int *e
         return WR_OK;
     }
     if (r != WR_TOKEN_OK) return wr_err_set(&s->err, NULL, WR_ERR_TOKEN, -1, NULL, "invalid session token: %s", msg);
-    clamp(s, t);
     return WR_OK;
 }
 
@@ -465,6 +479,7 @@ wr_status wr_session_resume(wr_session *s, const char *token) {
     if (st != WR_OK) return st;
     if (expired) wr_timeline_init(&t);
     s->tl = t;
+    s->need_unproven = !expired;
     return WR_OK;
 }
 
@@ -474,7 +489,10 @@ wr_status wr_session_require(wr_session *s, const char *token) {
     wr_timeline t;
     int expired;
     wr_status st = decode(s, token, &t, &expired);
-    if (st == WR_OK && !expired) wr_timeline_require(&s->tl, t.need);
+    if (st == WR_OK && !expired) {
+        wr_timeline_require(&s->tl, t.need);
+        s->need_unproven = 1;
+    }
     return st;
 }
 
