@@ -87,7 +87,10 @@ wr_status wr_options_set(wr_options *o, const char *key, const char *value,
  * each host and discovers which is the primary. Succeeds when at least one node
  * is reachable. opt may be NULL (defaults).
  * *out always receives a handle (NULL only when memory ran out), also on
- * failure, where it carries the error; close it with wr_cluster_close. */
+ * failure, where it carries the error; close it with wr_cluster_close.
+ * A cluster belongs to the process that opened it: after fork() the child
+ * must neither use nor close it (its connections are the parent's), and
+ * opens its own. */
 wr_status wr_cluster_open(wr_cluster **out, const char *dsn,
                           const wr_options *opt);
 void wr_cluster_close(wr_cluster *c); /* NULL is a no-op */

@@ -12,10 +12,16 @@ its cluster's set until it is closed.
 - ``ClusterHandle``: shared by threads. Calls on it count as users;
   ``close()`` refuses new users, waits for the current ones, closes every
   session still open on the cluster, then frees the cluster.
+
+After ``fork()``, the child's handles are forgotten, not freed: their
+connections are the parent's (closing them would send the server a
+Terminate on the parent's sockets), so the child leaves them alone and any
+use of them raises InterfaceError.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
@@ -36,21 +42,29 @@ class _Unraisable(NamedTuple):
 
 
 class ClusterHandle(_ErrorSource):
-    __slots__ = ("ptr", "names", "sessions", "on_event", "_cond", "_users", "__weakref__")
+    __slots__ = ("ptr", "names", "sessions", "on_event", "forked", "_cond", "_users", "__weakref__")
 
     def __init__(self, ptr: Any, names: Tuple[str, ...]) -> None:
         self.ptr = ptr
         self.names = names                       # "host:port" per node, DSN order
         self.sessions: Set[SessionHandle] = set()  # open sessions (set ops are atomic)
         self.on_event: Optional[Callable[[Any], None]] = None  # see Cluster.on_event
+        self.forked = False                      # forgotten in a child process
         self._cond = threading.Condition(threading.Lock())
         self._users = 0
+        _open_clusters.add(self)
+
+    def closed_error(self, what: str) -> InterfaceError:
+        if self.forked:
+            return InterfaceError(f"the {what} was opened in another process (before a fork): "
+                                  "open a new cluster in this one")
+        return InterfaceError(f"the {what} is closed")
 
     def acquire(self) -> Any:
         """The pointer, held open until release(); InterfaceError if closed."""
         with self._cond:
             if self.ptr is None:
-                raise InterfaceError("the cluster is closed")
+                raise self.closed_error("cluster")
             self._users += 1
             return self.ptr
 
@@ -106,7 +120,21 @@ class ClusterHandle(_ErrorSource):
         for s in list(self.sessions):
             s.close()
         self.on_event = None
+        _open_clusters.discard(self)
         _core.wr_cluster_close(ptr)  # also stops a running refresher
+
+    def forget(self) -> None:
+        """In a child process after fork(): drops the C handles unfreed (a
+        small leak in the child; the parent's connections are untouched).
+        Locks are replaced: a thread that held one does not exist here."""
+        self._cond = threading.Condition(threading.Lock())
+        self.forked = True
+        self.ptr = None
+        self.on_event = None
+        for s in list(self.sessions):
+            s.lock = threading.Lock()
+            s.ptr = None
+        self.sessions.clear()
 
     def error_details(self) -> Tuple[str, str, Optional[str]]:
         return _core.wr_cluster_errmsg(self.ptr), "", None
@@ -120,6 +148,9 @@ class SessionHandle(_ErrorSource):
         self.lock = threading.Lock()
         self.cluster = cluster
         cluster.sessions.add(self)
+
+    def closed_error(self) -> InterfaceError:
+        return self.cluster.closed_error("session")
 
     def close(self) -> None:
         with self.lock:
@@ -135,8 +166,16 @@ class SessionHandle(_ErrorSource):
                 names[node] if 0 <= node < len(names) else None)
 
 
-def closed_error(what: str) -> InterfaceError:
-    return InterfaceError(f"the {what} is closed")
+_open_clusters: "weakref.WeakSet[ClusterHandle]" = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    for h in list(_open_clusters):
+        h.forget()
+    _open_clusters.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def finalize(owner: object, handle: Any) -> weakref.finalize:

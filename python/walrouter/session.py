@@ -6,7 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 from . import _core
-from ._handles import SessionHandle, closed_error, finalize
+from ._handles import SessionHandle, finalize
 from .adapt import adapt_params
 from .errors import DataError, _error
 from .result import Result, lsn_text
@@ -60,7 +60,7 @@ class Session:
         p = adapt_params(params) if params else ()
         with h.lock:
             if h.ptr is None:
-                raise closed_error("session")
+                raise h.closed_error()
             st, r = _core.wr_query(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
             err = _error(st, h) if st else None
         return self._finish(err, r, self._result)
@@ -85,7 +85,7 @@ class Session:
         p = adapt_params(params) if params else ()
         with h.lock:
             if h.ptr is None:
-                raise closed_error("session")
+                raise h.closed_error()
             st, r = _core.wr_exec(h.ptr, sql, p)
             err = _error(st, h) if st else None
         return self._finish(err, r, convert)
@@ -177,7 +177,7 @@ class Session:
         h = self._h
         with h.lock:
             if h.ptr is None:
-                raise closed_error("session")
+                raise h.closed_error()
             rc = fn(h.ptr, *args)
             err = _error(rc, h) if check and rc else None
         if check:

@@ -2,6 +2,7 @@
 closing (or collecting) a cluster closes its pool, nothing leaks."""
 
 import gc
+import os
 import weakref
 
 import walrouter
@@ -87,3 +88,35 @@ def test_results_hold_no_handle(cluster):
         r = s.query("SELECT 'still here' AS v")
     cluster.close()
     assert r.rows == [("still here",)] and r.dicts() == [{"v": "still here"}]
+
+
+def test_a_forked_child_leaves_the_parents_connections_alone(dsn):
+    """The child's inherited cluster raises a clear error instead of using
+    (or, when collected, closing) the parent's connections; the child opens
+    its own. The parent's pooled connection to the primary is still the same
+    backend afterwards, so the child sent it nothing."""
+    with walrouter.connect(dsn, pool_size=1) as c, c.session() as s:
+        pid = s.query("SELECT pg_backend_pid()", primary=True).scalar()
+        child = os.fork()
+        if child == 0:  # the child reports through its exit status only
+            code = 1
+            try:
+                for use in (c.session, lambda: s.query("SELECT 1"), c.status):
+                    try:
+                        use()
+                        code = 2
+                    except walrouter.InterfaceError as e:
+                        if "another process" not in str(e):
+                            code = 3
+                if code == 1:
+                    s.close()
+                    c.close()
+                    with walrouter.connect(dsn) as own, own.session() as mine:
+                        code = 0 if mine.query("SELECT 1").scalar() == 1 else 4
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        gc.collect()
+        assert s.query("SELECT pg_backend_pid()", primary=True).scalar() == pid
+        assert s.query("SELECT 1").scalar() == 1
