@@ -31,6 +31,14 @@ int wr_lsn_parse(const char *text, wr_lsn *out);
 /* Formats as PostgreSQL does ("16/B374D848"); returns buf. */
 char *wr_lsn_format(wr_lsn lsn, char buf[WR_LSN_BUFSIZE]);
 
+/* Where the last WAL record before `insert` ends, for a position read from
+ * pg_current_wal_insert_lsn(). On a page boundary that function names the
+ * first byte after the new page's header (24 bytes; 40 on a segment's first
+ * page), which a replica never reports: its replay ends at the boundary.
+ * block_size and segment_size are the server's wal_block_size and
+ * wal_segment_size in bytes; with either 0 (not known), insert is returned. */
+wr_lsn wr_lsn_record_end(wr_lsn insert, uint32_t block_size, uint64_t segment_size);
+
 /* ---- session timeline ------------------------------------------------ */
 
 /* What one session has seen and so what every later read must see.

@@ -18,7 +18,8 @@
     " WHEN pg_last_wal_receive_lsn() IS NULL"                                            \
     "  OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0"                  \
     " ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1) END,"    \
-    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END"
+    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END,"          \
+    " current_setting('wal_block_size')::int, pg_size_bytes(current_setting('wal_segment_size'))"
 
 int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
     wr_conn *conn;
@@ -49,6 +50,7 @@ int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
     double lag_s = atof(PQgetvalue(r, 0, 2));
     wr_lsn flushed = 0;
     if (!PQgetisnull(r, 0, 3)) wr_lsn_parse(PQgetvalue(r, 0, 3), &flushed);
+    long long block_size = atoll(PQgetvalue(r, 0, 4)), segment_size = atoll(PQgetvalue(r, 0, 5));
     PQclear(r);
     wr_cluster_giveback(c, conn, 0);
 
@@ -60,6 +62,10 @@ int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
     n->last_check_unix_ms = wr_unix_ms();
     n->last_error[0] = '\0';
     if (flushed > n->flushed) n->flushed = flushed;
+    if (block_size > 0 && block_size <= UINT32_MAX && segment_size > 0) {
+        c->wal_block_size = (uint32_t)block_size;
+        c->wal_segment_size = (uint64_t)segment_size;
+    }
     wr_node_observe(n, lsn, sent, wr_cluster_sendable_locked(c));
     wr_node_apply_limits(n, c->primary >= 0 ? wr_cluster_sendable_locked(c) : lsn, &c->opt);
     pthread_mutex_unlock(&c->mu);

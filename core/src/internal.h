@@ -180,6 +180,8 @@ struct wr_cluster {
     uint64_t last_refresh_us;
     int refreshing;
     uint32_t seed;           /* next session seed */
+    uint32_t wal_block_size; /* the server's, from a probe; 0 unknown */
+    uint64_t wal_segment_size;
     wr_err err;              /* errors of open/refresh */
     wr_event_fn on_event;    /* events.c */
     void *on_event_arg;

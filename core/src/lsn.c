@@ -50,3 +50,16 @@ char *wr_lsn_format(wr_lsn lsn, char buf[WR_LSN_BUFSIZE]) {
     *p = '\0';
     return buf;
 }
+
+/* PostgreSQL's page headers, MAXALIGNed: every page starts with the short
+ * one, the first page of a segment with the long one. */
+#define SHORT_PAGE_HEADER 24
+#define LONG_PAGE_HEADER 40
+
+wr_lsn wr_lsn_record_end(wr_lsn insert, uint32_t block_size, uint64_t segment_size) {
+    if (block_size == 0 || segment_size == 0 || segment_size % block_size != 0) return insert;
+    uint64_t in_segment = insert % segment_size;
+    if (in_segment < block_size) /* the segment's first page */
+        return in_segment == LONG_PAGE_HEADER ? insert - LONG_PAGE_HEADER : insert;
+    return insert % block_size == SHORT_PAGE_HEADER ? insert - SHORT_PAGE_HEADER : insert;
+}

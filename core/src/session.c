@@ -64,6 +64,17 @@ static int parse_lsn_col(const PGresult *r, int col, wr_lsn *out) {
 
 static int parse_lsn_result(const PGresult *r, wr_lsn *out) { return parse_lsn_col(r, 0, out); }
 
+/* The position a write (or a read on the primary) must be seen at, from
+ * WR_SQL_INSERT_LSN: the end of the last record, which replicas report. */
+static int parse_insert_lsn(wr_session *s, const PGresult *r, wr_lsn *out) {
+    wr_lsn insert;
+    if (!parse_lsn_result(r, &insert)) return 0;
+    pthread_mutex_lock(&s->c->mu);
+    *out = wr_lsn_record_end(insert, s->c->wal_block_size, s->c->wal_segment_size);
+    pthread_mutex_unlock(&s->c->mu);
+    return 1;
+}
+
 /* Records the primary's insert and flush positions read by WR_SQL_INSERT_LSN. */
 static void observe_primary(wr_session *s, int p, const PGresult *r, wr_lsn lsn, uint64_t sent) {
     wr_lsn flushed = 0;
@@ -225,7 +236,7 @@ static wr_status on_primary(wr_session *s, const char *sql, int np, const char *
             return st;
         }
         wr_lsn lsn = 0;
-        if (parse_lsn_result(steps[1].res, &lsn)) {
+        if (parse_insert_lsn(s, steps[1].res, &lsn)) {
             observe_primary(s, p, steps[1].res, lsn, sent);
             wr_timeline_wrote(&s->tl, lsn);
             s->need_unknown = 0;
@@ -409,7 +420,7 @@ static wr_status tx_end(wr_session *s, const char *sql, int commit) {
                         "transaction rolled back: an earlier statement in it failed (node %s)", node_name(s, node));
     }
     wr_lsn lsn = 0;
-    if (s->tx_primary && parse_lsn_result(steps[1].res, &lsn)) {
+    if (s->tx_primary && parse_insert_lsn(s, steps[1].res, &lsn)) {
         observe_primary(s, node, steps[1].res, lsn, sent);
         wr_timeline_wrote(&s->tl, lsn);
     } else if (!s->tx_primary) {

@@ -157,6 +157,48 @@ static void the_write_position_is_taken_after_the_commit_record(void) {
     wr_session_free(s);
 }
 
+/* The primary's insert position as an offset in its 8 kB WAL page. */
+static long page_offset(void) {
+    return atol(t_sql(0, "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint %% 8192"));
+}
+
+/* A write whose WAL ends exactly on a page boundary: the primary's insert
+ * position is then past the next page's header, where no replica's replay
+ * arrives until more WAL is written. The session must need the boundary. */
+static void a_write_ending_on_a_wal_page_boundary_is_read_from_a_replica(void) {
+    wr_session *s = wr_session_new(C);
+    /* The size of a logical message record besides its (over 255-byte)
+     * content, to within its 8-byte alignment: an upper bound. */
+    long overhead = atol(t_sql(0, "SELECT (b - a)::bigint - 300 FROM (SELECT pg_current_wal_insert_lsn() AS a,"
+                                  " pg_logical_emit_message(false, 'wr', repeat('x', 300)) AS m,"
+                                  " pg_current_wal_insert_lsn() AS b) s"));
+    int landed = 0;
+    for (int attempt = 0; attempt < 20 && !landed; attempt++) {
+        long room = 8192 - page_offset();
+        if (room < 512) { /* too close to the boundary: move to the next page */
+            t_sql(0, "SELECT pg_logical_emit_message(false, 'wr', repeat('x', %ld))", room + 300);
+            continue;
+        }
+        char size[24];
+        snprintf(size, sizeof size, "%ld", room - overhead);
+        CHECK(exec_ok(s, "SELECT pg_logical_emit_message(false, 'wr', repeat('x', $1::int))", size));
+        /* Other WAL (a standby snapshot, say) may have come in between. */
+        landed = page_offset() == 24;
+    }
+    CHECK(landed);
+    wr_lsn need = wr_session_need(s);
+    CHECK_U64(need % 8192, 0);
+    char lsn[WR_LSN_BUFSIZE];
+    wr_lsn_format(need, lsn);
+    for (int replica = 1; replica <= 2; replica++)
+        for (int i = 0; i < 1500 && strcmp(t_sql(replica, "SELECT pg_last_wal_replay_lsn() >= '%s'", lsn), "t"); i++)
+            t_nap(20);
+    int node = -1;
+    CHECK_INT(read_int(s, "SELECT 1", NULL, &node, NULL), 1);
+    CHECK(node == 1 || node == 2);
+    wr_session_free(s);
+}
+
 /* G2: a read on replica 2 saw a row; replica 2 goes away; the next read must
  * not go back in time to replica 1, which is paused before that row. */
 static void reads_never_go_back_in_time_across_replicas(void) {
@@ -436,6 +478,7 @@ int main(void) {
     RUN(read_falls_back_to_the_primary_beyond_the_budget_and_sees_the_write);
     RUN(a_replica_that_catches_up_serves_the_read_after_a_check);
     RUN(the_write_position_is_taken_after_the_commit_record);
+    RUN(a_write_ending_on_a_wal_page_boundary_is_read_from_a_replica);
     RUN(reads_never_go_back_in_time_across_replicas);
     RUN(a_transaction_stays_on_one_node_and_rolls_back);
     RUN(a_read_that_writes_is_rerun_on_the_primary);

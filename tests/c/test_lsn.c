@@ -127,6 +127,34 @@ static void positions_compare_as_plain_integers(void) {
     CHECK(parsed("16/B374D847") < parsed("16/B374D848"));
 }
 
+#define KB8 8192u
+#define MB16 (16u * 1024 * 1024)
+
+static void an_insert_position_after_a_page_header_becomes_the_boundary(void) {
+    /* pg_current_wal_insert_lsn() on an idle primary whose last record
+     * ended exactly on a page boundary: the boundary + the header. */
+    CHECK_U64(wr_lsn_record_end(0x41B6018u, KB8, MB16), 0x41B6000u);
+    CHECK_U64(wr_lsn_record_end(0x5000028u, KB8, MB16), 0x5000000u); /* long header */
+    CHECK_U64(wr_lsn_record_end(0x100000018u, KB8, MB16), 0x100000018u); /* inside a long header */
+    CHECK_U64(wr_lsn_record_end(0x41B8018u, 2 * KB8, MB16), 0x41B8000u);
+    CHECK_U64(wr_lsn_record_end(0x5000028u, KB8, 4 * MB16), 0x5000028u); /* not a segment start there */
+    CHECK_U64(wr_lsn_record_end(0x4000028u, KB8, 4 * MB16), 0x4000000u);
+}
+
+static void any_other_position_is_left_alone(void) {
+    CHECK_U64(wr_lsn_record_end(0x41B6020u, KB8, MB16), 0x41B6020u);
+    CHECK_U64(wr_lsn_record_end(0x41B6010u, KB8, MB16), 0x41B6010u);
+    CHECK_U64(wr_lsn_record_end(0x41B6000u, KB8, MB16), 0x41B6000u);
+    CHECK_U64(wr_lsn_record_end(0x41B6018u, 2 * KB8, MB16), 0x41B6018u); /* mid-page with 16 kB pages */
+    CHECK_U64(wr_lsn_record_end(0x5002028u, KB8, MB16), 0x5002028u);     /* offset 40, not a segment start */
+    /* Sizes not known (no probe yet) or inconsistent: unchanged. */
+    CHECK_U64(wr_lsn_record_end(0x41B6018u, 0, MB16), 0x41B6018u);
+    CHECK_U64(wr_lsn_record_end(0x41B6018u, KB8, 0), 0x41B6018u);
+    CHECK_U64(wr_lsn_record_end(0x41B6018u, KB8, KB8 * 3 / 2), 0x41B6018u);
+    CHECK_U64(wr_lsn_record_end(0, KB8, MB16), 0);
+    CHECK_U64(wr_lsn_record_end(UINT64_MAX, KB8, MB16), UINT64_MAX);
+}
+
 int main(void) {
     RUN(parses_the_text_postgres_prints);
     RUN(accepts_lower_case_and_leading_zeros);
@@ -138,5 +166,7 @@ int main(void) {
     RUN(only_hex_digits_are_accepted_around_the_slash);
     RUN(a_null_output_only_validates);
     RUN(positions_compare_as_plain_integers);
+    RUN(an_insert_position_after_a_page_header_becomes_the_boundary);
+    RUN(any_other_position_is_left_alone);
     return check_exit();
 }
