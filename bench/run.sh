@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 iters=${1:-10000}
 export WR_CLUSTER_DIR=${WR_CLUSTER_DIR:-/tmp/walrouter-bench-cluster}
-export WR_BASE_PORT=${WR_BASE_PORT:-55730}
+export WR_BASE_PORT=${WR_BASE_PORT:-25730}
 export WR_CLUSTER_SH="$top/tests/cluster.sh"
 trap '"$WR_CLUSTER_SH" stop >/dev/null 2>&1 || true' EXIT INT TERM
 "$WR_CLUSTER_SH" start >/dev/null

@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # `lua5.4` and `/usr/bin/python3` find walrouter from any shell.
 if [ "$(id -u)" -eq 0 ]; then cmake --install "$top/build" >/dev/null; fi
 export WR_CLUSTER_DIR=${WR_CLUSTER_DIR:-/tmp/walrouter-demo-cluster}
-export WR_BASE_PORT=${WR_BASE_PORT:-54320}
+export WR_BASE_PORT=${WR_BASE_PORT:-25432}
 export WR_CLUSTER_SH="$top/tests/cluster.sh"
 trap '"$WR_CLUSTER_SH" stop >/dev/null 2>&1 || true' EXIT INT TERM
 WR_DSN=$("$WR_CLUSTER_SH" start | tail -n 1)

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config libpq-dev libssl-dev postgresql
-  valgrind
+  valgrind iproute2
   lua5.4 liblua5.4-dev lua-busted lua-sql-postgres
   swig python3-dev python3-pytest python3-psycopg python3-psycopg2
 )

@@ -6,7 +6,9 @@ set -euo pipefail
 
 DIR=${WR_CLUSTER_DIR:-/tmp/walrouter-cluster}
 [[ $DIR == /* ]] || DIR="$PWD/$DIR"
-BASE_PORT=${WR_BASE_PORT:-54320}
+# Below Linux's ephemeral range (32768-60999), so that no client connection's
+# local port can take a node's port while it is stopped.
+BASE_PORT=${WR_BASE_PORT:-25432}
 SOCK="$DIR/sock"
 WR_USER=walrouter WR_PASS=walrouter-secret WR_DB=walrouter
 NODES=(0 1 2) PORTS=()
@@ -53,9 +55,11 @@ load_ports() {
   mapfile -t PORTS <"$DIR/ports"
   [[ ${#PORTS[@]} -eq 3 ]] || die "corrupt $DIR/ports"
 }
+# A port is taken when something listens on it, or when any socket uses it as
+# its local port (a client's ephemeral port would make the server's bind fail).
 port_taken() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-  command -v ss >/dev/null 2>&1 && [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
+  command -v ss >/dev/null 2>&1 && [[ -n $(ss -Htan "sport = :$1" 2>/dev/null) ]]
 }
 
 pick_ports() {
@@ -75,7 +79,11 @@ q() { local n=$1; shift; pg psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$
 sql() { q "$1" -c "$2"; }
 is_true() { [[ $(sql "$1" "$2" 2>/dev/null) == t ]]; }
 running() { [[ -d $DIR/node$1 ]] && pg pg_ctl status -D "$DIR/node$1" >/dev/null 2>&1; }
-start_pg() { pg pg_ctl start -D "$DIR/node$1" -l "$DIR/logs/node$1.log" -w -t 60 >/dev/null || die "node$1 failed to start, see $DIR/logs/node$1.log"; }
+start_pg() {
+  pg pg_ctl start -D "$DIR/node$1" -l "$DIR/logs/node$1.log" -w -t 60 >/dev/null && return 0
+  tail -n 20 "$DIR/logs/node$1.log" | sed "s/^/node$1.log: /" >&2 # the log goes with the directory
+  die "node$1 failed to start"
+}
 
 # wait_for SECONDS WHAT COMMAND...: poll COMMAND every 0.2 s until it succeeds.
 wait_for() {

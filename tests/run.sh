@@ -4,7 +4,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 export WR_CLUSTER_DIR=${WR_CLUSTER_DIR:-/tmp/walrouter-test-cluster}
-export WR_BASE_PORT=${WR_BASE_PORT:-55430}
+export WR_BASE_PORT=${WR_BASE_PORT:-25450}
 export WR_CLUSTER_SH="$top/tests/cluster.sh"
 trap '"$WR_CLUSTER_SH" stop >/dev/null 2>&1 || true' EXIT INT TERM
 WR_TEST_DSN=$("$WR_CLUSTER_SH" start | tail -n 1)

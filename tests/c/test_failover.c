@@ -77,7 +77,7 @@ static void writes_continue_on_the_promoted_replica_without_reopening(void) {
 int main(void) {
     /* A cluster of its own, next to the suite's. */
     setenv("WR_CLUSTER_DIR", "/tmp/walrouter-failover-cluster", 1);
-    setenv("WR_BASE_PORT", "55470", 1);
+    setenv("WR_BASE_PORT", "25470", 1);
     if (t_cluster_out(dsn, sizeof dsn, "start") != 0 || strncmp(dsn, "postgresql://", 13) != 0) {
         fprintf(stderr, "could not start the failover cluster\n");
         t_cluster("stop");
