@@ -220,7 +220,8 @@ const char *wr_result_command(const wr_result *r); /* command tag, e.g. "INSERT 
 int wr_result_node(const wr_result *r);            /* node that served it */
 wr_reason wr_result_reason(const wr_result *r);    /* why that node */
 /* Position tied to the result: a write's commit position; a replica read's
- * proven replay position; a primary read's insert position. */
+ * proven replay position; a primary read's insert position (a page
+ * boundary rather than the byte after the next page's header). */
 wr_lsn wr_result_lsn(const wr_result *r);
 
 
