@@ -114,34 +114,26 @@ def _bytea(s: str) -> bytes:
     return bytes(out)
 
 
-def _infinite(s: str, lo: Any, hi: Any) -> Any:
-    if s == "infinity":
-        return hi
-    if s == "-infinity":
-        return lo
-    raise DataError(f"cannot convert {s!r} to a Python date/time (years BC or beyond 9999)")
+def _iso(parse: Callable[[str], Any], lo: Any, hi: Any) -> Callable[[str], Any]:
+    """A converter of ISO text by `parse`; PostgreSQL's 'infinity' and
+    '-infinity' become hi and lo, and what Python cannot hold is an error."""
+    def convert(s: str) -> Any:
+        try:
+            return parse(s)
+        except ValueError:
+            if s == "infinity":
+                return hi
+            if s == "-infinity":
+                return lo
+            raise DataError(f"cannot convert {s!r} to a Python date/time (years BC or beyond 9999)")
+    return convert
 
 
-def _datetime(s: str) -> _dt.datetime:
-    try:
-        return _dt.datetime.fromisoformat(s)
-    except ValueError:
-        return _infinite(s, _dt.datetime.min, _dt.datetime.max)
-
-
-def _datetime_tz(s: str) -> _dt.datetime:
-    try:
-        return _dt.datetime.fromisoformat(s)
-    except ValueError:
-        return _infinite(s, _dt.datetime.min.replace(tzinfo=_dt.timezone.utc),
-                         _dt.datetime.max.replace(tzinfo=_dt.timezone.utc))
-
-
-def _date(s: str) -> _dt.date:
-    try:
-        return _dt.date.fromisoformat(s)
-    except ValueError:
-        return _infinite(s, _dt.date.min, _dt.date.max)
+_UTC = _dt.timezone.utc
+_datetime = _iso(_dt.datetime.fromisoformat, _dt.datetime.min, _dt.datetime.max)
+_datetime_tz = _iso(_dt.datetime.fromisoformat, _dt.datetime.min.replace(tzinfo=_UTC),
+                    _dt.datetime.max.replace(tzinfo=_UTC))
+_date = _iso(_dt.date.fromisoformat, _dt.date.min, _dt.date.max)
 
 
 def _time(s: str) -> _dt.time:
