@@ -52,8 +52,8 @@ int main(int argc, char **argv) {
     if (wr_cluster_open(&c, argv[1], NULL) != WR_OK) die("open", wr_cluster_errmsg(c));
     int replica = -1;
     for (size_t i = 0; i < c->n; i++)
-        if (c->nodes[i].role == WR_ROLE_REPLICA) replica = (int)i;
-    if (replica < 0 || c->primary < 0) die("open", "need a primary and a replica");
+        if (c->eng.nodes[i].role == WR_ROLE_REPLICA) replica = (int)i;
+    if (replica < 0 || c->eng.primary < 0) die("open", "need a primary and a replica");
 
     wr_session *s = wr_session_new(c);
     if (wr_exec(s, "CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, v text)", 0, NULL, NULL) ||
@@ -61,8 +61,10 @@ int main(int argc, char **argv) {
                    "ON CONFLICT DO NOTHING", 0, NULL, NULL))
         die("setup", wr_session_errmsg(s));
 
-    PGconn *raw = wr_dsn_connect(&c->dsn, (size_t)replica);
-    if (PQstatus(raw) != CONNECTION_OK) die("raw connect", PQerrorMessage(raw));
+    char why[256];
+    PGconn *raw = wr_conn_connect(&c->dsn, (size_t)replica, wr_now_us() + 10000000u, why, sizeof why);
+    if (!raw) die("raw connect", why);
+    PQsetnonblocking(raw, 0);
     PGresult *pr = PQprepare(raw, "bench", QUERY, 1, NULL);
     if (PQresultStatus(pr) != PGRES_COMMAND_OK) die("prepare", PQresultErrorMessage(pr));
     PQclear(pr);
@@ -102,8 +104,8 @@ int main(int argc, char **argv) {
                 const char *p[1] = {id};
                 if (v == WR_CHECKED) { /* forget the replica's position */
                     pthread_mutex_lock(&c->mu);
-                    c->nodes[replica].lsn = 0;
-                    c->nodes[replica].lsn_at_us = 0;
+                    c->eng.nodes[replica].lsn = 0;
+                    c->eng.nodes[replica].lsn_at_us = 0;
                     pthread_mutex_unlock(&c->mu);
                 }
                 uint64_t t0 = now_ns();

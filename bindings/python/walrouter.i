@@ -115,13 +115,23 @@
 
 /* The decision core's pure functions are for drivers written in C; Python
  * needs only its enums and names. */
-%rename("$ignore", regextarget=1, fullname=1) "^wr_(lsn|timeline|decide|token)_";
+%rename("$ignore", regextarget=1, fullname=1) "^wr_(lsn|timeline|decide|token|engine|op|sess|probe|config|pos|node_id)_";
+%ignore wr_node_id;
 %ignore wr_timeline;
 %ignore wr_node_view;
 %ignore wr_policy;
 %ignore wr_choice;
+%ignore wr_engine;
+%ignore wr_node_track;
+%ignore wr_sample;
+%ignore wr_config;
+%ignore wr_probe;
+%ignore wr_sess;
+%ignore wr_op;
+%ignore wr_step;
+%ignore wr_io;
 
-%include "walrouter_decide.h"
+%include "walrouter_engine.h"
 %include "walrouter.h"
 
 %inline %{

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "walrouter_decide.h"
+#include "walrouter_engine.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,7 +45,13 @@ typedef enum wr_status {
     WR_ERR_STATE = 7,           /* call not valid now (e.g. commit with no
                                    transaction, begin inside one) */
     WR_ERR_NOMEM = 8,
-    WR_ERR_INTERNAL = 9
+    WR_ERR_INTERNAL = 9,
+    WR_ERR_TIMEOUT = 10,        /* a deadline passed and the server proved the
+                                   statement did not complete (or it never
+                                   ran): safe to retry */
+    WR_ERR_SPLIT_BRAIN = 11     /* two nodes claim to be the primary on the
+                                   same timeline: no writes until one steps
+                                   down (the message names both) */
 } wr_status;
 
 /* Short stable name of a status ("ok", "sql_error", ...); never NULL. */
@@ -66,11 +72,23 @@ typedef struct wr_options {
     uint32_t token_ttl_s;         /* 0: 86400. Older tokens are ignored */
     size_t   token_key_len;       /* bytes of token_key used; 0: no signing */
     char     token_key[256];      /* HMAC-SHA256 key for session tokens */
-    uint64_t max_lag_bytes;       /* 0: no limit. A replica further behind
+    uint64_t max_lag_bytes;       /* 0: 64 MiB; UINT64_MAX ("none"): no limit.
+                                     A replica further behind the primary
                                      than this serves no reads (G4) */
-    uint32_t max_lag_ms;          /* 0: no limit. Same, in replay time */
-    uint32_t refresh_interval_ms; /* 0: 1000. Least time between two lag
-                                     refreshes of the cluster */
+    uint32_t max_lag_ms;          /* 0: 10000; UINT32_MAX ("none"): no limit.
+                                     Same, in time: how long ago the primary
+                                     last had nothing the replica lacks */
+    uint32_t refresh_interval_ms; /* 0: 1000. Period of the probes of every
+                                     node (a background thread) */
+    /* Added in 0.2: */
+    uint32_t statement_timeout_ms;/* 0: 30000. Deadline of a statement on the
+                                     primary; past it a cancel is sent */
+    uint32_t pool_max;            /* 0: 32. Connections per node, in use or
+                                     idle; borrowers wait within their deadline */
+    int      nearest;             /* nonzero: among fresh replicas, the one
+                                     with the lowest round trip (else spread) */
+    int      no_refresher;        /* nonzero: no background probe thread;
+                                     probes then run on the request path */
 } wr_options;
 
 /* Sets one option by name from text, as the bindings and config files do
@@ -105,16 +123,7 @@ const char *wr_cluster_node_name(const wr_cluster *c, size_t i);
 /* Index of the current primary, or -1 when none is known. */
 int wr_cluster_primary(wr_cluster *c);
 
-typedef enum wr_node_state {
-    WR_STATE_UNKNOWN = 0,
-    WR_STATE_UP = 1,          /* the primary, reachable */
-    WR_STATE_STREAMING = 2,   /* replica, caught up or within a small lag */
-    WR_STATE_CATCHING_UP = 3, /* replica, behind but replaying */
-    WR_STATE_LAGGING = 4,     /* replica, past a staleness limit: no reads */
-    WR_STATE_DOWN = 5         /* unreachable */
-} wr_node_state;
 
-const char *wr_node_state_name(wr_node_state s); /* "streaming", ... */
 
 /* A snapshot of one node, for status displays and metrics. */
 typedef struct wr_node_status {
@@ -133,6 +142,10 @@ typedef struct wr_node_status {
     char last_error[256];      /* "" when none; never a password */
     uint64_t served[WR_REASON_COUNT]; /* statements served, per reason */
     uint64_t errors;
+    uint32_t timeline;         /* 0 unknown */
+    int      fenced;           /* claims primary on an older timeline (or
+                                  cannot be ordered with another claimant) */
+    double   rtt_ms;           /* smoothed probe round trip; -1 unknown */
 } wr_node_status;
 
 /* Probes every node now (roles, positions, lag). Thread-safe. */

@@ -1,5 +1,7 @@
-/* cluster.c — the shared handle: open/close, per-node connection pools, and
- * the copies of node state that each decision reads. One mutex guards node state; no I/O is done under it. */
+/* cluster.c — the shared handle: open/close, the engine's state under one
+ * mutex, and per-node connection pools bounded by pool_max. The mutex is
+ * never held across I/O: connections are made and used outside it. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +15,13 @@ uint64_t wr_now_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void wr_sleep_us(uint64_t us) {
-    struct timespec ts = {.tv_sec = (time_t)(us / 1000000u), .tv_nsec = (long)(us % 1000000u) * 1000};
-    while (nanosleep(&ts, &ts) != 0) {
+void wr_sleep_until(uint64_t until_us) {
+    for (;;) {
+        uint64_t now = wr_now_us();
+        if (now >= until_us) return;
+        uint64_t us = until_us - now;
+        struct timespec ts = {.tv_sec = (time_t)(us / 1000000u), .tv_nsec = (long)(us % 1000000u) * 1000};
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -25,7 +31,25 @@ int64_t wr_unix_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+uint32_t wr_cluster_rand(wr_cluster *c) { /* xorshift64*, under the lock */
+    uint64_t x = c->rand_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    c->rand_state = x;
+    return (uint32_t)((x * 2685821657736338717ull) >> 32);
+}
+
 const char *wr_cluster_secret(const wr_cluster *c) { return c->dsn.password; }
+
+/* "host:port; host:port: why" for an open that reached nobody. */
+static void describe_failures(wr_cluster *c, char *msg, size_t cap) {
+    msg[0] = '\0';
+    for (size_t i = 0; i < c->n; i++) {
+        size_t len = strlen(msg);
+        snprintf(msg + len, cap - len, "%s%s: %s", i ? "; " : "", c->dsn.name[i], c->eng.nodes[i].last_error);
+    }
+}
 
 wr_status wr_cluster_open(wr_cluster **out, const char *dsn, const wr_options *opt) {
     if (!out) return WR_ERR_ARG;
@@ -33,32 +57,39 @@ wr_status wr_cluster_open(wr_cluster **out, const char *dsn, const wr_options *o
     *out = c;
     if (!c) return WR_ERR_NOMEM;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->freed, NULL);
     pthread_cond_init(&c->refresher_cv, NULL);
     wr_err_clear(&c->err);
-    c->primary = -1;
     wr_options_resolve(opt, &c->opt);
-    for (size_t i = 0; i < WR_MAX_NODES; i++) wr_node_init(&c->nodes[i]);
+    c->rand_state = wr_now_us() ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9e3779b97f4a7c15ull;
     wr_status st = wr_dsn_parse(&c->dsn, dsn, c->opt.connect_timeout_s, &c->err);
     if (st != WR_OK) return st;
     c->n = c->dsn.n;
-    wr_cluster_probe_all(c);
-    for (size_t i = 0; i < c->n; i++)
-        if (c->nodes[i].up) return WR_OK;
-    char msg[WR_MSG_SIZE] = "";
-    for (size_t i = 0; i < c->n; i++) {
-        size_t len = strlen(msg);
-        snprintf(msg + len, sizeof msg - len, "%s%s: %s", i ? "; " : "", c->dsn.name[i],
-                 c->nodes[i].last_error);
+    for (size_t i = 0; i < c->n; i++) c->names[i] = c->dsn.name[i];
+    wr_config cfg;
+    wr_options_engine(&c->opt, &cfg);
+    if (wr_engine_init(&c->eng, &cfg, c->names, c->n) != 0)
+        return wr_err_set(&c->err, NULL, WR_ERR_ARG, -1, NULL, "invalid DSN: %zu hosts", c->n);
+    /* Every node at once: silent hosts cost the connect timeout once. */
+    uint32_t all = c->n >= 32 ? UINT32_MAX : (1u << c->n) - 1;
+    wr_cluster_probe_mask(c, all, wr_now_us() + cfg.connect_timeout_us, 1);
+    int any = 0;
+    for (size_t i = 0; i < c->n; i++) any |= c->eng.nodes[i].up;
+    if (!any) {
+        char msg[WR_MSG_SIZE];
+        describe_failures(c, msg, sizeof msg);
+        return wr_err_set(&c->err, c->dsn.password, WR_ERR_CONNECT, -1, NULL,
+                          "no node of the cluster is reachable: %s", msg);
     }
-    return wr_err_set(&c->err, c->dsn.password, WR_ERR_CONNECT, -1, NULL,
-                      "no node of the cluster is reachable: %s", msg);
+    if (!c->opt.no_refresher) wr_cluster_start_refresher(c, c->opt.refresh_interval_ms);
+    return WR_OK;
 }
 
 void wr_cluster_close(wr_cluster *c) {
     if (!c) return;
     wr_cluster_stop_refresher(c);
     for (size_t i = 0; i < WR_MAX_NODES; i++) {
-        wr_conn *conn = c->nodes[i].idle;
+        wr_conn *conn = c->pool[i].idle;
         while (conn) {
             wr_conn *next = conn->next;
             wr_conn_free(conn);
@@ -67,11 +98,12 @@ void wr_cluster_close(wr_cluster *c) {
     }
     wr_dsn_free(&c->dsn);
     pthread_cond_destroy(&c->refresher_cv);
+    pthread_cond_destroy(&c->freed);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
-const char *wr_cluster_errmsg(const wr_cluster *c) { return c ? c->err.msg : "no cluster handle"; }
+const char *wr_cluster_errmsg(const wr_cluster *c) { return c ? c->err.msg : "out of memory"; }
 size_t wr_cluster_nnodes(const wr_cluster *c) { return c ? c->n : 0; }
 
 const char *wr_cluster_node_name(const wr_cluster *c, size_t i) {
@@ -79,166 +111,122 @@ const char *wr_cluster_node_name(const wr_cluster *c, size_t i) {
 }
 
 int wr_cluster_primary(wr_cluster *c) {
+    if (!c) return -1;
     pthread_mutex_lock(&c->mu);
-    int p = c->primary;
+    int p = c->eng.primary;
     pthread_mutex_unlock(&c->mu);
     return p;
 }
 
-void wr_cluster_set_role(wr_cluster *c, int i, wr_role role) {
-    c->nodes[i].role = role;
-    if (role == WR_ROLE_PRIMARY) {
-        c->primary = i;
-    } else if (c->primary == i) {
-        c->primary = -1;
-    }
+/* ---- pools ----------------------------------------------------------------- */
+
+static void timespec_of(uint64_t mono_us, struct timespec *ts) {
+    /* pthread_cond_timedwait takes CLOCK_REALTIME: convert the distance. */
+    uint64_t now = wr_now_us();
+    uint64_t left = mono_us > now ? mono_us - now : 0;
+    clock_gettime(CLOCK_REALTIME, ts);
+    uint64_t ns = (uint64_t)ts->tv_nsec + (left % 1000000u) * 1000u;
+    ts->tv_sec += (time_t)(left / 1000000u + ns / 1000000000u);
+    ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
-static void mark_down_locked(wr_cluster *c, int i, const char *why) {
-    wr_node_mark_down(&c->nodes[i], wr_now_us(), c->seed++, why);
-}
-
-void wr_cluster_node_down(wr_cluster *c, int i, const char *why) {
-    char masked[256];
-    snprintf(masked, sizeof masked, "%s", why ? why : "");
-    wr_mask_secrets(masked, sizeof masked, c->dsn.password);
-    pthread_mutex_lock(&c->mu);
-    mark_down_locked(c, i, masked);
-    pthread_mutex_unlock(&c->mu);
-    wr_cluster_note_changes(c);
-}
-
-wr_status wr_cluster_borrow(wr_cluster *c, int i, wr_conn **out, wr_err *e) {
-    wr_conn *conn;
+wr_status wr_cluster_borrow(wr_cluster *c, int i, uint64_t deadline_us, wr_conn **out, wr_err *e) {
     *out = NULL;
-    if (i < 0 || (size_t)i >= c->n)
-        return wr_err_set(e, NULL, WR_ERR_INTERNAL, -1, NULL, "no such node %d", i);
+    if (i < 0 || (size_t)i >= c->n) return wr_err_set(e, NULL, WR_ERR_INTERNAL, -1, NULL, "no such node %d", i);
+    wr_pool *pool = &c->pool[i];
     pthread_mutex_lock(&c->mu);
-    c->nodes[i].in_use++;
     for (;;) {
-        conn = c->nodes[i].idle;
-        if (!conn) break;
-        c->nodes[i].idle = conn->next;
-        c->nodes[i].nidle--;
-        conn->next = NULL;
-        pthread_mutex_unlock(&c->mu);
-        if (wr_conn_idle_ok(conn)) {
-            *out = conn;
-            return WR_OK;
+        while (pool->idle) {
+            wr_conn *conn = pool->idle;
+            pool->idle = conn->next;
+            pool->nidle--;
+            pool->in_use++;
+            conn->next = NULL;
+            pthread_mutex_unlock(&c->mu);
+            if (wr_conn_idle_ok(conn)) {
+                *out = conn;
+                return WR_OK;
+            }
+            wr_conn_free(conn); /* the server closed it while it was idle */
+            pthread_mutex_lock(&c->mu);
+            pool->in_use--;
         }
-        wr_conn_free(conn); /* the server closed it while it was idle */
-        pthread_mutex_lock(&c->mu);
+        if (pool->in_use < (int)c->opt.pool_max) break;
+        if (wr_now_us() >= deadline_us) {
+            int used = pool->in_use;
+            pthread_mutex_unlock(&c->mu);
+            return wr_err_set(e, NULL, WR_ERR_TIMEOUT, i, NULL,
+                              "no free connection to %s: all %d (pool_max) are in use", c->dsn.name[i], used);
+        }
+        struct timespec until;
+        timespec_of(deadline_us, &until);
+        pool->waiting++;
+        pthread_cond_timedwait(&c->freed, &c->mu, &until);
+        pool->waiting--;
     }
+    pool->in_use++;
     pthread_mutex_unlock(&c->mu);
 
-    PGconn *pg = wr_dsn_connect(&c->dsn, (size_t)i);
-    if (!pg || PQstatus(pg) != CONNECTION_OK) {
-        wr_status st = wr_err_set(e, c->dsn.password, pg ? WR_ERR_CONNECT : WR_ERR_NOMEM, i, NULL,
-                                  "%s: %s", c->dsn.name[i], pg ? PQerrorMessage(pg) : "out of memory");
-        PQfinish(pg);
+    char why[256];
+    PGconn *pg = wr_conn_connect(&c->dsn, (size_t)i, deadline_us, why, sizeof why);
+    wr_conn *conn = pg ? wr_conn_new(pg, i, !c->opt.no_stmt_cache, c->opt.stmt_cache_size) : NULL;
+    if (!conn) {
+        if (pg) PQfinish(pg);
+        wr_status st = wr_err_set(e, c->dsn.password, pg ? WR_ERR_NOMEM : WR_ERR_CONNECT, i, NULL, "%s: %s",
+                                  c->dsn.name[i], pg ? "out of memory" : why);
         pthread_mutex_lock(&c->mu);
-        c->nodes[i].in_use--;
-        c->nodes[i].errors++;
-        mark_down_locked(c, i, e->msg);
+        pool->in_use--;
+        pthread_cond_broadcast(&c->freed);
         pthread_mutex_unlock(&c->mu);
-        wr_cluster_note_changes(c);
         return st;
     }
-    const char *hs = PQparameterStatus(pg, "in_hot_standby");
-    conn = wr_conn_new(pg, i, !c->opt.no_stmt_cache, c->opt.stmt_cache_size);
-    if (!conn) {
-        PQfinish(pg);
-        pthread_mutex_lock(&c->mu);
-        c->nodes[i].in_use--;
-        pthread_mutex_unlock(&c->mu);
-        return wr_err_set(e, NULL, WR_ERR_NOMEM, i, NULL, "out of memory");
-    }
-    pthread_mutex_lock(&c->mu);
-    int was_up = c->nodes[i].up;
-    wr_node_mark_up(&c->nodes[i]);
-    if (hs) wr_cluster_set_role(c, i, strcmp(hs, "on") == 0 ? WR_ROLE_REPLICA : WR_ROLE_PRIMARY);
-    pthread_mutex_unlock(&c->mu);
-    if (!was_up) wr_cluster_note_changes(c);
     *out = conn;
     return WR_OK;
 }
 
 void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken) {
     if (!conn) return;
-    int keep = !broken && PQstatus(conn->pg) == CONNECTION_OK &&
-               PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
-    wr_node *n = &c->nodes[conn->node];
+    int keep = !broken && PQstatus(conn->pg) == CONNECTION_OK && PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
+    wr_pool *pool = &c->pool[conn->node];
     pthread_mutex_lock(&c->mu);
-    n->in_use--;
-    if (keep && n->nidle < (int)c->opt.pool_size) {
-        conn->next = n->idle;
-        n->idle = conn;
-        n->nidle++;
+    pool->in_use--;
+    if (keep && pool->nidle < (int)c->opt.pool_size) {
+        conn->next = pool->idle;
+        pool->idle = conn;
+        pool->nidle++;
         conn = NULL;
     }
+    if (pool->waiting) pthread_cond_broadcast(&c->freed);
     pthread_mutex_unlock(&c->mu);
     wr_conn_free(conn);
 }
 
-wr_lsn wr_cluster_sendable_locked(const wr_cluster *c) {
-    if (c->primary < 0) return 0;
-    const wr_node *p = &c->nodes[c->primary];
-    return p->flushed ? p->flushed : p->lsn;
-}
-
-void wr_cluster_observe(wr_cluster *c, int i, wr_lsn lsn, wr_lsn flushed, uint64_t sent_us) {
-    pthread_mutex_lock(&c->mu);
-    wr_node *n = &c->nodes[i];
-    if (flushed > n->flushed) n->flushed = flushed;
-    wr_lsn plsn = wr_cluster_sendable_locked(c);
-    wr_node_observe(n, lsn, sent_us, plsn);
-    int was = n->excluded;
-    if (i != c->primary && plsn) wr_node_apply_limits(n, plsn, &c->opt);
-    int changed = was != n->excluded;
-    pthread_mutex_unlock(&c->mu);
-    if (changed) wr_cluster_note_changes(c);
-}
-
-int wr_cluster_views(wr_cluster *c, wr_node_view *views, uint64_t now_us) {
-    pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < c->n; i++) wr_node_view_of(&c->nodes[i], now_us, &views[i]);
-    int p = c->primary;
-    pthread_mutex_unlock(&c->mu);
-    return p;
-}
-
-void wr_cluster_count(wr_cluster *c, int node, wr_reason why, int failed) {
-    if (node < 0 || (size_t)node >= c->n) return;
-    pthread_mutex_lock(&c->mu);
-    if (failed) c->nodes[node].errors++;
-    else if ((unsigned)why < WR_REASON_COUNT) c->nodes[node].served[why]++;
-    pthread_mutex_unlock(&c->mu);
-}
+/* ---- status ------------------------------------------------------------------ */
 
 wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out) {
     if (!c || !out || i >= c->n) return WR_ERR_ARG;
-    wr_cluster_maybe_refresh(c);
+    if (c->opt.no_refresher) wr_cluster_probe_due(c);
     memset(out, 0, sizeof *out);
     const char *host = c->dsn.host[i] ? c->dsn.host[i] : c->dsn.hostaddr[i] ? c->dsn.hostaddr[i] : "localhost";
     snprintf(out->host, sizeof out->host, "%s", host);
     out->port = c->dsn.port[i] ? atoi(c->dsn.port[i]) : 5432;
     pthread_mutex_lock(&c->mu);
-    const wr_node *n = &c->nodes[i];
-    wr_lsn plsn = c->primary >= 0 && c->nodes[c->primary].up ? wr_cluster_sendable_locked(c) : 0;
-    out->role = n->role;
-    out->state = wr_node_state_of(n, plsn);
+    const wr_node_track *n = &c->eng.nodes[i];
+    out->role = (wr_role)n->role;
+    out->state = wr_engine_state(&c->eng, (int)i);
     out->replay_lsn = n->lsn;
-    if (!n->up) out->lag_bytes = -1;
-    else if (n->role == WR_ROLE_PRIMARY) out->lag_bytes = 0;
-    else out->lag_bytes = plsn ? (plsn > n->lsn ? (int64_t)(plsn - n->lsn) : 0) : -1;
-    out->lag_seconds = n->role == WR_ROLE_PRIMARY ? 0 : (n->up ? n->lag_seconds : -1);
+    out->lag_bytes = n->up ? n->lag_bytes : -1;
+    out->lag_seconds = n->up && n->lag_us >= 0 ? (double)n->lag_us / 1e6 : -1;
     out->replay_rate = n->rate;
     out->last_check_unix_ms = n->last_check_unix_ms;
-    out->conns_in_use = n->in_use;
-    out->conns_idle = n->nidle;
+    out->conns_in_use = c->pool[i].in_use;
+    out->conns_idle = c->pool[i].nidle;
     snprintf(out->last_error, sizeof out->last_error, "%s", n->last_error);
     memcpy(out->served, n->served, sizeof out->served);
     out->errors = n->errors;
+    out->timeline = n->tli;
+    out->fenced = n->fenced;
+    out->rtt_ms = n->rtt_us ? n->rtt_us / 1000.0 : -1;
     pthread_mutex_unlock(&c->mu);
     return WR_OK;
 }

@@ -1,139 +1,183 @@
-/* discover.c — which node is the primary, and where every node's WAL
- * position and lag stand: one probe per node, on open, on use after the
- * refresh interval, and whenever a connection loss or SQLSTATE 25006 says the
- * roles may have changed (a promotion is found without a restart). */
+/* discover.c — probes: which node is the primary, on which timeline, and
+ * where every node's WAL position and lag stand. The nodes of one round are
+ * connected and probed at once, in one poll loop, each within the round's
+ * deadline, so a silent or frozen node costs the deadline once and never
+ * delays what the others report. Results go to the engine, which elects the
+ * primary and measures lag (nodes.c). */
+#include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* One round trip tells role, position and replay lag (0 when nothing is
- * waiting to be replayed, so an idle primary does not make lag grow). */
-#define PROBE_SQL                                                                        \
-    "SELECT pg_is_in_recovery(),"                                                        \
-    " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"                       \
-    " ELSE pg_current_wal_insert_lsn() END,"                                             \
-    " CASE WHEN NOT pg_is_in_recovery() THEN 0"                                          \
-    " WHEN pg_last_wal_receive_lsn() IS NULL"                                            \
-    "  OR pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0"                  \
-    " ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1) END,"    \
-    " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END,"          \
-    " current_setting('wal_block_size')::int, pg_size_bytes(current_setting('wal_segment_size'))"
-
-int wr_cluster_probe(wr_cluster *c, int i, wr_err *e) {
+typedef struct probe {
+    int node;
     wr_conn *conn;
-    if (wr_cluster_borrow(c, i, &conn, e) != WR_OK) return -1;
-    char errmsg[256];
-    wr_step step = {.sql = PROBE_SQL};
-    uint64_t sent = wr_now_us();
-    if (wr_conn_run(conn, &step, 1, errmsg, sizeof errmsg) != 0) {
-        wr_cluster_giveback(c, conn, 1);
-        wr_err_set(e, c->dsn.password, WR_ERR_CONNECT, i, NULL, "%s: %s", c->dsn.name[i], errmsg);
-        wr_cluster_node_down(c, i, e->msg);
-        return -1;
-    }
-    PGresult *r = step.res;
-    wr_lsn lsn = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
-        (!PQgetisnull(r, 0, 1) && wr_lsn_parse(PQgetvalue(r, 0, 1), &lsn) != 0)) {
-        wr_err_set(e, c->dsn.password, WR_ERR_INTERNAL, i, PQresultErrorField(r, PG_DIAG_SQLSTATE),
-                   "%s: probe failed: %s", c->dsn.name[i], PQresultErrorMessage(r));
-        PQclear(r);
-        wr_cluster_giveback(c, conn, 0);
-        pthread_mutex_lock(&c->mu);
-        snprintf(c->nodes[i].last_error, sizeof c->nodes[i].last_error, "%s", e->msg);
-        pthread_mutex_unlock(&c->mu);
-        return -1;
-    }
-    int replica = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    double lag_s = atof(PQgetvalue(r, 0, 2));
-    wr_lsn flushed = 0;
-    if (!PQgetisnull(r, 0, 3)) wr_lsn_parse(PQgetvalue(r, 0, 3), &flushed);
-    long long block_size = atoll(PQgetvalue(r, 0, 4)), segment_size = atoll(PQgetvalue(r, 0, 5));
-    PQclear(r);
-    wr_cluster_giveback(c, conn, 0);
+    int fresh;        /* conn still to be made */
+    wr_pq_step step;
+    wr_conn_op op;
+    int running;
+    uint64_t sent_us;
+    char why[256];
+} probe;
 
+/* An idle pooled connection (1), a free slot to connect (0), or none (-1). */
+static int take_slot(wr_cluster *c, int i, wr_conn **out) {
+    wr_pool *pool = &c->pool[i];
+    *out = NULL;
     pthread_mutex_lock(&c->mu);
-    wr_node *n = &c->nodes[i];
-    wr_cluster_set_role(c, i, replica ? WR_ROLE_REPLICA : WR_ROLE_PRIMARY);
-    wr_node_mark_up(n);
-    n->lag_seconds = lag_s;
-    n->last_check_unix_ms = wr_unix_ms();
-    n->last_error[0] = '\0';
-    if (flushed > n->flushed) n->flushed = flushed;
-    if (block_size > 0 && block_size <= UINT32_MAX && segment_size > 0) {
-        c->wal_block_size = (uint32_t)block_size;
-        c->wal_segment_size = (uint64_t)segment_size;
+    int r = -1;
+    if (pool->idle) {
+        *out = pool->idle;
+        pool->idle = (*out)->next;
+        (*out)->next = NULL;
+        pool->nidle--;
+        pool->in_use++;
+        r = 1;
+    } else if (pool->in_use < (int)c->opt.pool_max) {
+        pool->in_use++;
+        r = 0;
     }
-    wr_node_observe(n, lsn, sent, wr_cluster_sendable_locked(c));
-    wr_node_apply_limits(n, c->primary >= 0 ? wr_cluster_sendable_locked(c) : lsn, &c->opt);
     pthread_mutex_unlock(&c->mu);
-    return 0;
+    return r;
 }
 
-void wr_cluster_probe_all(wr_cluster *c) {
+static void release_slot(wr_cluster *c, int i) {
+    pthread_mutex_lock(&c->mu);
+    c->pool[i].in_use--;
+    if (c->pool[i].waiting) pthread_cond_broadcast(&c->freed);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void report(wr_cluster *c, probe *p, uint64_t now) {
+    wr_probe got;
+    int ok = 0;
+    if (p->running == 0 && p->conn && wr_conn_op_status(&p->op) == WR_RUN_OK && p->step.res &&
+        PQresultStatus(p->step.res) == PGRES_TUPLES_OK && PQntuples(p->step.res) == 1 &&
+        PQnfields(p->step.res) == 7) {
+        const char *v[7];
+        for (int k = 0; k < 7; k++) v[k] = PQgetisnull(p->step.res, 0, k) ? NULL : PQgetvalue(p->step.res, 0, k);
+        ok = wr_probe_parse(v, &got) == 0;
+        if (!ok) snprintf(p->why, sizeof p->why, "%s: probe returned an unexpected row", c->dsn.name[p->node]);
+    } else if (p->conn && !p->why[0]) {
+        const char *err = p->step.res ? PQresultErrorMessage(p->step.res) : wr_conn_op_error(&p->op);
+        snprintf(p->why, sizeof p->why, "%s: probe failed: %s", c->dsn.name[p->node],
+                 err && *err ? err : "no answer before the deadline");
+        wr_mask_secrets(p->why, sizeof p->why, c->dsn.password);
+    }
+    pthread_mutex_lock(&c->mu);
+    if (ok) wr_engine_probe_ok(&c->eng, p->node, &got, p->sent_us, now, wr_unix_ms());
+    else wr_engine_node_failed(&c->eng, p->node, now, wr_cluster_rand(c), p->why);
+    pthread_mutex_unlock(&c->mu);
+    wr_pq_steps_clear(&p->step, 1);
+    if (p->conn) {
+        wr_run_status st = wr_conn_op_status(&p->op);
+        wr_cluster_giveback(c, p->conn, !ok || st != WR_RUN_OK);
+    }
+}
+
+void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, int force) {
+    probe ps[WR_MAX_NODES];
+    int k = 0;
     uint64_t now = wr_now_us();
-    int order[WR_MAX_NODES], k = 0;
-    pthread_mutex_lock(&c->mu);
-    /* The primary first, so replica lag is measured against a fresh position. */
-    if (c->primary >= 0) order[k++] = c->primary;
-    for (size_t i = 0; i < c->n; i++)
-        if ((int)i != c->primary) order[k++] = (int)i;
-    pthread_mutex_unlock(&c->mu);
-    for (int j = 0; j < k; j++) {
-        int i = order[j];
+    for (size_t i = 0; i < c->n; i++) {
+        if (!(mask >> i & 1u)) continue;
         pthread_mutex_lock(&c->mu);
-        int skip = !c->nodes[i].up && c->nodes[i].down_until_us > now;
+        int may = wr_engine_may_connect(&c->eng, (int)i, now);
         pthread_mutex_unlock(&c->mu);
-        if (skip) continue; /* in backoff */
-        wr_err e;
-        wr_err_clear(&e);
-        wr_cluster_probe(c, i, &e);
+        if (!may && !force) continue; /* in backoff */
+        probe *p = &ps[k];
+        memset(p, 0, sizeof *p);
+        p->node = (int)i;
+        int got = take_slot(c, (int)i, &p->conn);
+        if (got < 0) continue; /* every connection is busy: it is surely up */
+        p->fresh = got == 0;
+        k++;
     }
-    pthread_mutex_lock(&c->mu);
-    if (c->primary >= 0 && c->nodes[c->primary].up) {
-        wr_lsn plsn = wr_cluster_sendable_locked(c);
-        for (size_t i = 0; i < c->n; i++)
-            if (c->nodes[i].up) wr_node_apply_limits(&c->nodes[i], plsn, &c->opt);
+    /* Connect the nodes that need it, all at once. */
+    int want[WR_MAX_NODES], nwant = 0;
+    for (int j = 0; j < k; j++)
+        if (ps[j].fresh) want[nwant++] = ps[j].node;
+    if (nwant) {
+        PGconn *pgs[WR_MAX_NODES];
+        char errs[WR_MAX_NODES][256];
+        wr_conn_connect_many(&c->dsn, want, nwant, deadline_us, pgs, errs);
+        for (int j = 0, w = 0; j < k; j++) {
+            probe *p = &ps[j];
+            if (!p->fresh) continue;
+            PGconn *pg = pgs[w];
+            const char *why = errs[w++];
+            p->conn = pg ? wr_conn_new(pg, p->node, !c->opt.no_stmt_cache, c->opt.stmt_cache_size) : NULL;
+            if (!p->conn) {
+                if (pg) PQfinish(pg);
+                snprintf(p->why, sizeof p->why, "%s: %s", c->dsn.name[p->node], pg ? "out of memory" : why);
+                wr_mask_secrets(p->why, sizeof p->why, c->dsn.password);
+                release_slot(c, p->node);
+            }
+        }
     }
-    c->last_refresh_us = wr_now_us();
-    pthread_mutex_unlock(&c->mu);
+    /* Probe every connected node at once. */
+    now = wr_now_us();
+    for (int j = 0; j < k; j++) {
+        probe *p = &ps[j];
+        if (!p->conn) continue;
+        p->step = (wr_pq_step){.sql = WR_SQL_PROBE};
+        p->sent_us = now;
+        wr_conn_op_start(&p->op, p->conn, &p->step, 1, deadline_us, 200000, now);
+        p->running = 1;
+    }
+    for (;;) {
+        struct pollfd fds[WR_MAX_NODES];
+        int idx[WR_MAX_NODES], nf = 0;
+        uint64_t wake = UINT64_MAX;
+        for (int j = 0; j < k; j++) {
+            if (!ps[j].running) continue;
+            int fd;
+            short ev;
+            uint64_t w;
+            wr_conn_op_poll(&ps[j].op, &fd, &ev, &w);
+            if (w < wake) wake = w;
+            fds[nf] = (struct pollfd){.fd = fd, .events = ev};
+            idx[nf++] = j;
+        }
+        if (nf == 0) break;
+        now = wr_now_us();
+        int ms = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
+        if (ms > 100) ms = 100;
+        poll(fds, (nfds_t)nf, ms);
+        now = wr_now_us();
+        for (int f = 0; f < nf; f++) {
+            probe *p = &ps[idx[f]];
+            if (!wr_conn_op_advance(&p->op, fds[f].revents, now)) p->running = 0;
+        }
+    }
+    now = wr_now_us();
+    for (int j = 0; j < k; j++) report(c, &ps[j], now);
     wr_cluster_note_changes(c);
 }
 
-void wr_cluster_maybe_refresh(wr_cluster *c) {
+void wr_cluster_probe_due(wr_cluster *c) {
     uint64_t now = wr_now_us();
     pthread_mutex_lock(&c->mu);
-    int due = !c->refreshing && now - c->last_refresh_us >= (uint64_t)c->opt.refresh_interval_ms * 1000;
-    if (due) c->refreshing = 1;
+    uint32_t due = wr_engine_probes_due(&c->eng, now);
+    /* A probe waits at most a refresh interval (at least 1 s), so a frozen
+     * node delays the next round by that much only. */
+    uint64_t timeout = c->eng.cfg.refresh_interval_us < 1000000 ? 1000000 : c->eng.cfg.refresh_interval_us;
+    if (timeout > c->eng.cfg.connect_timeout_us) timeout = c->eng.cfg.connect_timeout_us;
     pthread_mutex_unlock(&c->mu);
-    if (!due) return;
-    wr_cluster_probe_all(c);
-    pthread_mutex_lock(&c->mu);
-    c->refreshing = 0;
-    pthread_mutex_unlock(&c->mu);
+    if (due) wr_cluster_probe_mask(c, due, now + timeout, 0);
 }
 
 wr_status wr_cluster_refresh(wr_cluster *c) {
     if (!c) return WR_ERR_ARG;
-    wr_cluster_probe_all(c);
+    uint32_t all = c->n >= 32 ? UINT32_MAX : (1u << c->n) - 1;
+    wr_cluster_probe_mask(c, all, wr_now_us() + c->eng.cfg.connect_timeout_us, 1);
     pthread_mutex_lock(&c->mu);
     int any = 0;
-    for (size_t i = 0; i < c->n; i++) any |= c->nodes[i].up;
+    for (size_t i = 0; i < c->n; i++) any |= c->eng.nodes[i].up;
     if (!any)
         wr_err_set(&c->err, NULL, WR_ERR_CONNECT, -1, NULL, "no node of the cluster is reachable (%s: %s)",
-                   c->dsn.name[0], c->nodes[0].last_error);
+                   c->dsn.name[0], c->eng.nodes[0].last_error);
     pthread_mutex_unlock(&c->mu);
     return any ? WR_OK : WR_ERR_CONNECT;
-}
-
-int wr_cluster_find_primary(wr_cluster *c) {
-    pthread_mutex_lock(&c->mu);
-    int p = c->primary;
-    int usable = p >= 0 && (c->nodes[p].up || wr_now_us() >= c->nodes[p].down_until_us);
-    pthread_mutex_unlock(&c->mu);
-    if (usable) return p;
-    wr_cluster_probe_all(c);
-    return wr_cluster_primary(c);
 }

@@ -1,20 +1,29 @@
 /* dsn.c — one libpq connection string (URI or key=value) listing every node,
- * parsed by libpq's own PQconninfoParse and split into one conninfo per host. */
+ * parsed by libpq's own PQconninfoParse and split into one conninfo per host,
+ * with our defaults (keepalives, tcp_user_timeout) for what it leaves unset. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "conn.h"
 
-/* Splits a comma-separated libpq list; returns the count, or -1 past max.
- * Items are newly allocated (NULL for an empty item). */
+static void free_list(char **items, int n) {
+    for (int i = 0; i < n; i++) free(items[i]);
+}
+
+/* Splits a comma-separated libpq list; returns the count, or -1 past max
+ * (then nothing stays allocated). Items are newly allocated (NULL for an
+ * empty item). */
 static int split_list(const char *s, char **items, int max) {
     int n = 0;
     const char *p = s;
     for (;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (n == max) return -1;
+        if (n == max) {
+            free_list(items, n);
+            return -1;
+        }
         items[n] = len ? strndup(p, len) : NULL;
         n++;
         if (!comma) break;
@@ -23,8 +32,27 @@ static int split_list(const char *s, char **items, int max) {
     return n;
 }
 
-static void free_list(char **items, int n) {
-    for (int i = 0; i < n; i++) free(items[i]);
+/* What we set when the DSN does not: a dead peer is noticed within seconds
+ * (keepalives for an idle connection, tcp_user_timeout for unacknowledged
+ * data), not after the kernel's two hours or fifteen minutes. */
+static const char *const defaults[][2] = {
+    {"application_name", "walrouter"}, {"keepalives", "1"},     {"keepalives_idle", "5"},
+    {"keepalives_interval", "2"},      {"keepalives_count", "3"}, {"tcp_user_timeout", "10000"},
+};
+#define NDEFAULTS (sizeof defaults / sizeof defaults[0])
+
+static int has_kw(const wr_dsn *d, const char *kw) {
+    for (size_t i = 0; i < d->nkw; i++)
+        if (strcmp(d->kw[i], kw) == 0) return 1;
+    return 0;
+}
+
+/* Appends kw=val (copies); the arrays have room. 0, or -1 out of memory. */
+static int add_kw(wr_dsn *d, const char *kw, const char *val) {
+    d->kw[d->nkw] = strdup(kw);
+    d->val[d->nkw] = strdup(val);
+    d->nkw++;
+    return d->kw[d->nkw - 1] && d->val[d->nkw - 1] ? 0 : -1;
 }
 
 /* Keywords that are per node, or that would make libpq pick a host itself. */
@@ -94,33 +122,22 @@ wr_status wr_dsn_parse(wr_dsn *d, const char *dsn, uint32_t connect_timeout_s, w
         const char *h = d->host[i] ? d->host[i] : d->hostaddr[i] ? d->hostaddr[i] : "localhost";
         snprintf(d->name[i], sizeof d->name[i], "%s:%s", h, port ? port : "5432");
     }
-    d->kw = calloc(count + 2, sizeof *d->kw);
-    d->val = calloc(count + 2, sizeof *d->val);
-    if (!d->kw || !d->val) { st = wr_err_set(e, NULL, WR_ERR_NOMEM, -1, NULL, "out of memory"); goto done; }
-    int have_timeout = 0, have_app = 0;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
+    d->kw = calloc(count + NDEFAULTS + 1, sizeof *d->kw);
+    d->val = calloc(count + NDEFAULTS + 1, sizeof *d->val);
+    int nomem = !d->kw || !d->val;
+    for (PQconninfoOption *o = opts; !nomem && o->keyword; o++) {
         if (!o->val || is_per_node(o->keyword)) continue;
-        if (strcmp(o->keyword, "connect_timeout") == 0) have_timeout = 1;
-        if (strcmp(o->keyword, "application_name") == 0) have_app = 1;
-        if (strcmp(o->keyword, "password") == 0 && !d->password) d->password = strdup(o->val);
-        d->kw[d->nkw] = strdup(o->keyword);
-        d->val[d->nkw] = strdup(o->val);
-        d->nkw++;
+        if (strcmp(o->keyword, "password") == 0 && !d->password && !(d->password = strdup(o->val))) nomem = 1;
+        if (add_kw(d, o->keyword, o->val) != 0) nomem = 1;
     }
-    if (!have_timeout) {
+    if (!nomem && !has_kw(d, "connect_timeout")) {
         char buf[16];
         snprintf(buf, sizeof buf, "%u", connect_timeout_s);
-        d->kw[d->nkw] = strdup("connect_timeout");
-        d->val[d->nkw] = strdup(buf);
-        d->nkw++;
+        nomem = add_kw(d, "connect_timeout", buf) != 0;
     }
-    if (!have_app) {
-        d->kw[d->nkw] = strdup("application_name");
-        d->val[d->nkw] = strdup("walrouter");
-        d->nkw++;
-    }
-    for (size_t i = 0; i < d->nkw; i++)
-        if (!d->kw[i] || !d->val[i]) { st = wr_err_set(e, NULL, WR_ERR_NOMEM, -1, NULL, "out of memory"); goto done; }
+    for (size_t j = 0; !nomem && j < NDEFAULTS; j++)
+        if (!has_kw(d, defaults[j][0])) nomem = add_kw(d, defaults[j][0], defaults[j][1]) != 0;
+    if (nomem) st = wr_err_set(e, NULL, WR_ERR_NOMEM, -1, NULL, "out of memory");
 done:
     free_list(hl, nh > 0 ? nh : 0);
     free_list(al, na > 0 ? na : 0);
@@ -130,10 +147,10 @@ done:
     return st;
 }
 
-PGconn *wr_dsn_connect(const wr_dsn *d, size_t i) {
-    const char *kw[64 + 4], *val[64 + 4];
+int wr_dsn_params(const wr_dsn *d, size_t i, const char **kw, const char **val, size_t cap) {
     size_t k = 0;
-    for (size_t j = 0; j < d->nkw && k < 64; j++, k++) {
+    if (i >= d->n || d->nkw + 4 > cap) return -1;
+    for (size_t j = 0; j < d->nkw; j++, k++) {
         kw[k] = d->kw[j];
         val[k] = d->val[j];
     }
@@ -142,5 +159,5 @@ PGconn *wr_dsn_connect(const wr_dsn *d, size_t i) {
     if (d->port[i]) { kw[k] = "port"; val[k++] = d->port[i]; }
     kw[k] = NULL;
     val[k] = NULL;
-    return PQconnectdbParams(kw, val, 0);
+    return (int)k;
 }

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "err.h"
 
 #define MASK "********"
 
@@ -95,3 +95,25 @@ wr_status wr_err_set(wr_err *e, const char *secret, wr_status code, int node,
         e->sqlstate[0] = '\0';
     return code;
 }
+
+#define NAME_OF(table, v) \
+    ((unsigned)(v) < sizeof(table) / sizeof(table)[0] ? (table)[(unsigned)(v)] : "unknown")
+
+const char *wr_status_name(wr_status s) {
+    static const char *const names[] = {
+        [WR_OK] = "ok",
+        [WR_ERR_ARG] = "bad_argument",
+        [WR_ERR_TOKEN] = "bad_token",
+        [WR_ERR_CONNECT] = "connect_error",
+        [WR_ERR_SQL] = "sql_error",
+        [WR_ERR_UNKNOWN_OUTCOME] = "unknown_outcome",
+        [WR_ERR_NO_PRIMARY] = "no_primary",
+        [WR_ERR_STATE] = "bad_state",
+        [WR_ERR_NOMEM] = "out_of_memory",
+        [WR_ERR_INTERNAL] = "internal_error",
+        [WR_ERR_TIMEOUT] = "timeout",
+        [WR_ERR_SPLIT_BRAIN] = "split_brain",
+    };
+    return NAME_OF(names, s);
+}
+

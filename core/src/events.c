@@ -8,16 +8,15 @@
 
 void wr_cluster_note_changes(wr_cluster *c) {
     wr_event fresh[WR_MAX_NODES];
-    size_t n = 0;
+    int ch[3 * WR_MAX_NODES];
     pthread_mutex_lock(&c->mu);
-    wr_lsn plsn = c->primary >= 0 && c->nodes[c->primary].up ? wr_cluster_sendable_locked(c) : 0;
-    for (size_t i = 0; i < c->n; i++) {
-        wr_node_state now = wr_node_state_of(&c->nodes[i], plsn);
-        if (now == c->nodes[i].reported) continue;
-        fresh[n++] = (wr_event){.node = (int)i, .from = c->nodes[i].reported, .to = now, .at_unix_ms = wr_unix_ms()};
-        c->nodes[i].reported = now;
+    size_t n = wr_engine_changes(&c->eng, ch, WR_MAX_NODES);
+    int64_t at = wr_unix_ms();
+    for (size_t i = 0; i < n; i++) {
+        fresh[i] = (wr_event){.node = ch[3 * i], .from = (wr_node_state)ch[3 * i + 1],
+                              .to = (wr_node_state)ch[3 * i + 2], .at_unix_ms = at};
         size_t slot = (c->ev_head + c->ev_count) % RING;
-        c->events[slot] = fresh[n - 1];
+        c->events[slot] = fresh[i];
         if (c->ev_count < RING) c->ev_count++;
         else c->ev_head = (c->ev_head + 1) % RING; /* full: drop the oldest */
     }

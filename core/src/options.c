@@ -18,6 +18,11 @@ void wr_options_resolve(const wr_options *in, wr_options *out) {
     if (!out->connect_timeout_s) out->connect_timeout_s = 5;
     if (!out->token_ttl_s) out->token_ttl_s = 86400;
     if (!out->refresh_interval_ms) out->refresh_interval_ms = 1000;
+    if (!out->max_lag_bytes) out->max_lag_bytes = WR_DEFAULT_MAX_LAG_BYTES;
+    if (!out->max_lag_ms) out->max_lag_ms = WR_DEFAULT_MAX_LAG_US / 1000;
+    if (!out->statement_timeout_ms) out->statement_timeout_ms = WR_DEFAULT_STATEMENT_TIMEOUT_US / 1000;
+    if (!out->pool_max) out->pool_max = 32;
+    if (out->pool_size > out->pool_max) out->pool_size = out->pool_max;
     if (out->token_key_len > sizeof out->token_key) out->token_key_len = sizeof out->token_key;
 }
 
@@ -36,8 +41,23 @@ static const opt_def defs[] = {
     OPT(no_stmt_cache, OPT_BOOL),    OPT(connect_timeout_s, OPT_U32),
     OPT(token_ttl_s, OPT_U32),       OPT(token_key, OPT_KEY),
     OPT(max_lag_bytes, OPT_U64),     OPT(max_lag_ms, OPT_U32),
-    OPT(refresh_interval_ms, OPT_U32),
+    OPT(refresh_interval_ms, OPT_U32), OPT(statement_timeout_ms, OPT_U32),
+    OPT(pool_max, OPT_U32),          OPT(nearest, OPT_BOOL),
+    OPT(no_refresher, OPT_BOOL),
 };
+
+void wr_options_engine(const wr_options *o, wr_config *cfg) {
+    wr_config c = {0};
+    c.budget_us = (uint64_t)o->read_budget_ms * 1000;
+    c.retry_interval_us = (uint64_t)o->retry_interval_ms * 1000;
+    c.statement_timeout_us = (uint64_t)o->statement_timeout_ms * 1000;
+    c.refresh_interval_us = (uint64_t)o->refresh_interval_ms * 1000;
+    c.max_lag_bytes = o->max_lag_bytes;
+    c.max_lag_us = o->max_lag_ms == UINT32_MAX ? WR_NO_LIMIT : (uint64_t)o->max_lag_ms * 1000;
+    c.connect_timeout_us = (uint64_t)o->connect_timeout_s * 1000000;
+    c.choose = o->nearest ? WR_CHOOSE_NEAREST : WR_CHOOSE_SPREAD;
+    wr_config_resolve(&c, cfg);
+}
 
 static int parse_u64(const char *v, uint64_t max, uint64_t *out) {
     char *end;
@@ -75,11 +95,13 @@ wr_status wr_options_set(wr_options *o, const char *key, const char *value,
         int b;
         switch (d->kind) {
         case OPT_U32:
-            if (parse_u64(value, UINT32_MAX, &x) != 0) break;
+            if ((strcmp(key, "max_lag_ms") == 0) && strcasecmp(value, "none") == 0) x = UINT32_MAX;
+            else if (parse_u64(value, UINT32_MAX, &x) != 0) break;
             *(uint32_t *)(void *)field = (uint32_t)x;
             return WR_OK;
         case OPT_U64:
-            if (parse_u64(value, UINT64_MAX, &x) != 0) break;
+            if (strcasecmp(value, "none") == 0) x = UINT64_MAX;
+            else if (parse_u64(value, UINT64_MAX, &x) != 0) break;
             *(uint64_t *)(void *)field = x;
             return WR_OK;
         case OPT_BOOL:

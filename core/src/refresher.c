@@ -1,6 +1,9 @@
-/* refresher.c — the optional background thread that keeps lag figures fresh
- * for long-running services. Nothing starts it implicitly: an OpenResty
- * worker, say, gets no thread and is refreshed on use instead. */
+/* refresher.c — the background thread that probes the nodes, so that no
+ * request waits on a probe of a node it does not use. Started by
+ * wr_cluster_open unless no_refresher is set. It wakes every tenth of the
+ * refresh interval (at most 100 ms) and probes what the engine says is due:
+ * nodes whose last probe is older than the interval, and nodes back from
+ * their backoff. Every probe has a deadline, so stopping it is bounded. */
 #include <errno.h>
 #include <time.h>
 
@@ -12,7 +15,10 @@ static void *refresh_loop(void *arg) {
     while (!c->refresher_stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)c->refresher_interval_ms * 1000000u;
+        uint64_t tick_ms = c->refresher_interval_ms / 10;
+        if (tick_ms > 100) tick_ms = 100;
+        if (tick_ms < 5) tick_ms = 5;
+        uint64_t ns = (uint64_t)until.tv_nsec + tick_ms * 1000000u;
         until.tv_sec += (time_t)(ns / 1000000000u);
         until.tv_nsec = (long)(ns % 1000000000u);
         int rc = 0;
@@ -20,7 +26,7 @@ static void *refresh_loop(void *arg) {
             rc = pthread_cond_timedwait(&c->refresher_cv, &c->mu, &until);
         if (c->refresher_stop) break;
         pthread_mutex_unlock(&c->mu);
-        wr_cluster_probe_all(c);
+        wr_cluster_probe_due(c);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
@@ -32,6 +38,7 @@ wr_status wr_cluster_start_refresher(wr_cluster *c, uint32_t interval_ms) {
     pthread_mutex_lock(&c->mu);
     int running = c->refresher_running;
     c->refresher_interval_ms = interval_ms;
+    c->eng.cfg.refresh_interval_us = (uint64_t)interval_ms * 1000;
     c->refresher_stop = 0;
     pthread_mutex_unlock(&c->mu);
     if (running) return WR_OK; /* the new interval applies from the next round */

@@ -1,27 +1,23 @@
-/* session.c — one user's statements: reads routed by the decision core with
- * piggybacked position checks, writes on the primary with their commit
- * position captured in the same round trip, explicit transactions pinned to
- * one connection, and the session token. */
+/* session.c — one user's statements, driven by the engine's session engine
+ * (core/engine/op.c): it says what runs where and by when; this file runs it
+ * on pooled libpq connections, within that deadline, and reports back what
+ * happened. No routing or safety rule lives here. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "internal.h"
 
 #define BEGIN_READ_ONLY "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+#define CANCEL_GRACE_US 1000000u /* a canceled statement on the primary: wait this long for proof */
 
 struct wr_session {
     wr_cluster *c;
-    wr_timeline tl;
-    int need_unknown;   /* a write committed but its position could not be
-                           read: reads go to the primary until one settles it */
-    int need_unproven;  /* the need came from a token and may lie beyond the
-                           primary: clamped when no replica can serve it */
-    uint32_t seed;
+    wr_sess es;         /* the engine's view of this session */
     wr_err err;
     wr_conn *tx;        /* the pinned connection of an open transaction */
-    int tx_primary;     /* it runs on the primary */
-    wr_lsn tx_lsn;      /* read-only on a replica: position proven at begin */
     char token[WR_TOKEN_BUFSIZE];
 };
 
@@ -32,12 +28,7 @@ static const char *node_name(const wr_session *s, int i) { return wr_cluster_nod
 
 static int failed(const PGresult *r) {
     ExecStatusType st = PQresultStatus(r);
-    return st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK;
-}
-
-static int has_state(const PGresult *r, const char *state) {
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return st && strcmp(st, state) == 0;
+    return !r || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK);
 }
 
 /* The server's error, with its SQLSTATE and the node. */
@@ -46,59 +37,62 @@ static wr_status sql_error(wr_session *s, int node, const PGresult *r) {
     const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (!msg) msg = PQresultErrorMessage(r);
-    wr_cluster_count(s->c, node, WR_REASON_NONE, 1);
     return wr_err_set(&s->err, secret(s), WR_ERR_SQL, node, state, "%s%s%s (SQLSTATE %s, node %s)", msg,
                       detail ? ": " : "", detail ? detail : "", state ? state : "none", node_name(s, node));
 }
 
-static wr_status lost_error(wr_session *s, wr_status code, int node, const char *what, const char *why) {
-    wr_cluster_count(s->c, node, WR_REASON_NONE, 1);
-    return wr_err_set(&s->err, secret(s), code, node, NULL, "%s on %s: %s", what, node_name(s, node), why);
-}
-
-/* The position in column col of a one-row result. */
+/* The positions in column cols of a one-row result. */
 static int parse_lsn_col(const PGresult *r, int col, wr_lsn *out) {
     return r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) > col &&
            !PQgetisnull(r, 0, col) && wr_lsn_parse(PQgetvalue(r, 0, col), out) == 0;
 }
 
-static int parse_lsn_result(const PGresult *r, wr_lsn *out) { return parse_lsn_col(r, 0, out); }
-
-/* The position a write (or a read on the primary) must be seen at, from
- * WR_SQL_INSERT_LSN: the end of the last record, which replicas report. */
-static int parse_insert_lsn(wr_session *s, const PGresult *r, wr_lsn *out) {
-    wr_lsn insert;
-    if (!parse_lsn_result(r, &insert)) return 0;
-    pthread_mutex_lock(&s->c->mu);
-    *out = wr_lsn_record_end(insert, s->c->wal_block_size, s->c->wal_segment_size);
-    pthread_mutex_unlock(&s->c->mu);
+static int parse_tli(const PGresult *r, int col, uint32_t *out) {
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) <= col ||
+        PQgetisnull(r, 0, col))
+        return 0;
+    long long v = atoll(PQgetvalue(r, 0, col));
+    if (v <= 0 || v > UINT32_MAX) return 0;
+    *out = (uint32_t)v;
     return 1;
 }
 
-/* Records the primary's insert and flush positions read by WR_SQL_INSERT_LSN. */
-static void observe_primary(wr_session *s, int p, const PGresult *r, wr_lsn lsn, uint64_t sent) {
-    wr_lsn flushed = 0;
-    parse_lsn_col(r, 1, &flushed);
-    wr_cluster_observe(s->c, p, lsn, flushed, sent);
-}
-
-static wr_status deliver(wr_session *s, PGresult *res, int node, wr_reason why, wr_lsn lsn, wr_result **out) {
-    wr_cluster_count(s->c, node, why, 0);
-    if (!out) {
-        PQclear(res);
-        return WR_OK;
+/* BEGIN, START, COMMIT, END, ROLLBACK or ABORT as the first word: a
+ * transaction the engine would not know about. */
+static const char *tx_control(const char *sql) {
+    static const char *const words[] = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"};
+    const char *p = sql;
+    for (;;) { /* skip blanks and -- comments */
+        while (isspace((unsigned char)*p)) p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n') p++;
+            continue;
+        }
+        break;
     }
-    *out = wr_result_wrap(res, node, why, lsn);
-    return *out ? WR_OK : wr_err_set(&s->err, NULL, WR_ERR_NOMEM, node, NULL, "out of memory");
+    size_t len = 0;
+    while (isalpha((unsigned char)p[len])) len++;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (len == strlen(words[i]) && strncasecmp(p, words[i], len) == 0) return words[i];
+    return NULL;
 }
 
 static wr_status check_args(wr_session *s, const char *sql, int nparams, const char *const *params) {
     wr_err_clear(&s->err);
     if (!sql) return wr_err_set(&s->err, NULL, WR_ERR_ARG, -1, NULL, "SQL text is NULL");
+    if (!*sql) return wr_err_set(&s->err, NULL, WR_ERR_ARG, -1, NULL, "SQL text is empty");
     if (nparams < 0 || nparams > 65535)
-        return wr_err_set(&s->err, NULL, WR_ERR_ARG, -1, NULL, "parameter count %d is out of range", nparams);
+        return wr_err_set(&s->err, NULL, WR_ERR_ARG, -1, NULL,
+                          "%d parameters: PostgreSQL takes at most 65535 in one statement", nparams);
     if (nparams > 0 && !params)
         return wr_err_set(&s->err, NULL, WR_ERR_ARG, -1, NULL, "%d parameters but no parameter array", nparams);
+    const char *w = tx_control(sql);
+    if (w)
+        return wr_err_set(&s->err, NULL, WR_ERR_ARG, -1, NULL,
+                          "%s is not run through query/exec: use wr_begin/wr_commit/wr_rollback (begin(), "
+                          "transaction() in Lua and Python), so the transaction stays on one node and its "
+                          "position is recorded",
+                          w);
     return WR_OK;
 }
 
@@ -109,10 +103,9 @@ wr_session *wr_session_new(wr_cluster *c) {
     wr_session *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->c = c;
-    wr_timeline_init(&s->tl);
     wr_err_clear(&s->err);
     pthread_mutex_lock(&c->mu);
-    s->seed = c->seed++;
+    wr_sess_init(&s->es, c->seed++);
     pthread_mutex_unlock(&c->mu);
     return s;
 }
@@ -127,227 +120,246 @@ wr_status wr_session_errcode(const wr_session *s) { return s ? s->err.code : WR_
 const char *wr_session_errmsg(const wr_session *s) { return s ? s->err.msg : "no session handle"; }
 const char *wr_session_sqlstate(const wr_session *s) { return s ? s->err.sqlstate : ""; }
 int wr_session_errnode(const wr_session *s) { return s ? s->err.node : -1; }
-wr_lsn wr_session_need(const wr_session *s) { return s ? s->tl.need : 0; }
+wr_lsn wr_session_need(const wr_session *s) { return s ? s->es.tl.need : 0; }
 int wr_session_in_transaction(const wr_session *s) { return s && s->tx; }
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- running the engine's steps ------------------------------------------ */
 
-typedef enum { RD_OK, RD_BEHIND, RD_NODE_FAILED, RD_READ_ONLY, RD_FAILED } read_outcome;
+/* What a RUN step needs besides the step itself. */
+typedef struct run_ctx {
+    const char *sql;
+    int np;
+    const char *const *pv;
+    PGresult *rows;   /* the statement's result when it succeeded (owned) */
+    PGresult *error;  /* its error result when it failed (owned) */
+    int broken;       /* the connection must not be reused */
+    char detail[256];
+} run_ctx;
 
-/* One read attempt on node i: [position check;] statement, one round trip.
- * On RD_OK, *res holds the rows and *seen a position the read is proven to
- * have seen. keep: the connection stays borrowed in *kept (transactions). */
-static read_outcome read_on(wr_session *s, int i, int check, wr_lsn need, wr_lsn cached, const char *sql,
-                            int np, const char *const *pv, PGresult **res, wr_lsn *seen, wr_conn **kept) {
+static void ctx_clear(run_ctx *x) {
+    PQclear(x->rows);
+    PQclear(x->error);
+    x->rows = x->error = NULL;
+}
+
+static wr_io_outcome from_run_status(wr_run_status rs) {
+    return rs == WR_RUN_NOT_SENT ? WR_IO_NOT_SENT : rs == WR_RUN_TIMEOUT ? WR_IO_TIMEOUT : WR_IO_LOST;
+}
+
+/* Runs one RUN step; fills io. The connection stays with the session or
+ * goes back to the pool after the engine has seen the outcome (finish_run). */
+static wr_conn *run_step(wr_session *s, const wr_op *op, const wr_step *st, run_ctx *x, wr_io *io) {
+    wr_cluster *c = s->c;
+    memset(io, 0, sizeof *io);
+    ctx_clear(x);
+    x->broken = 0;
+    x->detail[0] = '\0';
+    io->detail = x->detail;
+    wr_conn *conn = NULL;
+    if (st->flags & WR_RUN_PINNED) {
+        conn = s->tx;
+        if (!conn) {
+            io->outcome = WR_IO_NOT_SENT;
+            snprintf(x->detail, sizeof x->detail, "the transaction's connection is gone");
+            return NULL;
+        }
+    } else {
+        wr_err e;
+        wr_err_clear(&e);
+        wr_status bs = wr_cluster_borrow(c, st->node, st->deadline_us, &conn, &e);
+        if (bs != WR_OK) {
+            io->outcome = bs == WR_ERR_TIMEOUT ? WR_IO_BUSY : WR_IO_NOT_SENT;
+            snprintf(x->detail, sizeof x->detail, "%s", e.msg);
+            return NULL;
+        }
+    }
+    const char *snap[1] = {op->snapshot};
+    wr_pq_step steps[4];
+    int n = 0, i_check = -1, i_snap = -1, i_stmt, i_pos = -1;
+    memset(steps, 0, sizeof steps);
+    if (st->flags & WR_RUN_CHECK_REPLAY) {
+        /* A BEGIN must not share the check's implicit transaction. */
+        steps[n] = (wr_pq_step){.sql = WR_SQL_REPLAY_LSN, .sync_after = (st->flags & WR_RUN_KEEP) != 0};
+        i_check = n++;
+    }
+    if (st->flags & WR_RUN_SNAPSHOT_CHECK) {
+        steps[n] = (wr_pq_step){.sql = WR_SQL_SNAPSHOT_CHECK, .nparams = 1, .params = snap};
+        i_snap = n++;
+    }
+    steps[n] = (wr_pq_step){.sql = x->sql, .nparams = x->np, .params = x->pv,
+                            .sync_after = (st->flags & WR_RUN_INSERT_POS) != 0};
+    i_stmt = n++;
+    if (st->flags & WR_RUN_INSERT_POS) {
+        steps[n] = (wr_pq_step){.sql = WR_SQL_INSERT_POS};
+        i_pos = n++;
+    }
+    wr_run_opts ro = {.deadline_us = st->deadline_us,
+                      /* a replica read moves on at once; the primary waits for proof */
+                      .cancel_grace_us = op->on_primary || (st->flags & WR_RUN_PINNED) ? CANCEL_GRACE_US : 1};
+    io->sent_us = wr_now_us();
+    wr_run_status rs = wr_conn_run(conn, steps, n, &ro, x->detail, sizeof x->detail);
+    wr_mask_secrets(x->detail, sizeof x->detail, secret(s));
+    if (rs != WR_RUN_OK && rs != WR_RUN_CANCELED) {
+        io->outcome = from_run_status(rs);
+        x->broken = 1;
+        return conn;
+    }
+    if (i_check >= 0) io->have_replay = (int16_t)parse_lsn_col(steps[i_check].res, 0, &io->replay);
+    if (i_pos >= 0 && parse_lsn_col(steps[i_pos].res, 0, &io->insert)) {
+        io->have_insert = 1;
+        parse_lsn_col(steps[i_pos].res, 1, &io->flushed);
+        parse_tli(steps[i_pos].res, 2, &io->insert_tli);
+    }
+    PGresult *r = steps[i_stmt].res;
+    if (i_snap >= 0 && failed(steps[i_snap].res)) {
+        io->outcome = WR_IO_CHECK_FAILED; /* the statement was aborted: it never ran */
+    } else if (steps[i_stmt].stale) {
+        io->outcome = WR_IO_STALE;
+    } else if (failed(r)) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(io->sqlstate, sizeof io->sqlstate, "%s", state ? state : "");
+        io->outcome = rs == WR_RUN_CANCELED && state && strcmp(state, "57014") == 0 ? WR_IO_CANCELED
+                                                                                    : WR_IO_SQL_ERROR;
+        x->error = r;
+        steps[i_stmt].res = NULL;
+    } else if (op->kind == WR_OP_COMMIT && strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+        io->outcome = WR_IO_SQL_ERROR; /* COMMIT of a failed transaction */
+        snprintf(io->sqlstate, sizeof io->sqlstate, "25P02");
+    } else {
+        io->outcome = WR_IO_OK;
+        x->rows = r;
+        steps[i_stmt].res = NULL;
+    }
+    wr_pq_steps_clear(steps, n);
+    return conn;
+}
+
+/* After the engine saw the outcome: the connection stays pinned, goes back
+ * to the pool, or is closed. */
+static void finish_run(wr_session *s, const wr_step *st, wr_conn *conn, const run_ctx *x) {
+    if (!conn) {
+        if (st->flags & WR_RUN_PINNED) s->tx = NULL;
+        return;
+    }
+    int in_tx = s->es.tx_node >= 0;
+    if ((st->flags & WR_RUN_KEEP) && in_tx && !x->broken) {
+        s->tx = conn;
+        return;
+    }
+    if ((st->flags & WR_RUN_PINNED) && in_tx && !x->broken) return;
+    if (st->flags & WR_RUN_PINNED) s->tx = NULL;
+    wr_cluster_giveback(s->c, conn, x->broken);
+}
+
+/* The replica's snapshot for a move to the primary (G2). */
+static void run_snapshot(wr_session *s, const wr_step *st, wr_io *io, char *text, size_t cap, char *detail,
+                         size_t dlen) {
+    memset(io, 0, sizeof *io);
+    io->detail = detail;
+    detail[0] = '\0';
+    text[0] = '\0';
     wr_conn *conn;
     wr_err e;
-    if (wr_cluster_borrow(s->c, i, &conn, &e) != WR_OK) return RD_NODE_FAILED;
-    for (int attempt = 0;; attempt++) {
-        /* BEGIN must not share the check's implicit transaction. */
-        wr_step steps[2] = {{.sql = WR_SQL_REPLAY_LSN, .sync_after = kept != NULL},
-                            {.sql = sql, .nparams = np, .params = pv}};
-        wr_step *read = check ? &steps[1] : &steps[0];
-        if (!check) steps[0] = steps[1];
-        char errmsg[256];
-        uint64_t sent = wr_now_us();
-        if (wr_conn_run(conn, steps, check ? 2 : 1, errmsg, sizeof errmsg) != 0) {
-            wr_cluster_giveback(s->c, conn, 1);
-            wr_cluster_node_down(s->c, i, errmsg);
-            return RD_NODE_FAILED;
-        }
-        wr_lsn at = cached;
-        if (check) {
-            if (!parse_lsn_result(steps[0].res, &at)) { /* not a replica (any more) */
-                wr_steps_clear(steps, 2);
-                wr_cluster_giveback(s->c, conn, 0);
-                wr_cluster_probe_all(s->c);
-                return RD_NODE_FAILED;
-            }
-            wr_cluster_observe(s->c, i, at, 0, sent);
-            if (at < need) {
-                wr_steps_clear(steps, 2);
-                wr_cluster_giveback(s->c, conn, 0);
-                return RD_BEHIND;
-            }
-        }
-        if (read->stale && attempt == 0) { /* cached plan went stale: nothing ran */
-            wr_steps_clear(steps, 2);
-            continue;
-        }
-        if (failed(read->res)) {
-            read_outcome o = has_state(read->res, "25006") ? RD_READ_ONLY : RD_FAILED;
-            if (o == RD_FAILED) sql_error(s, i, read->res);
-            wr_steps_clear(steps, 2);
-            wr_cluster_giveback(s->c, conn, 0);
-            return o;
-        }
-        *res = read->res;
-        read->res = NULL;
-        wr_steps_clear(steps, 2);
-        *seen = at;
-        if (kept) *kept = conn;
-        else wr_cluster_giveback(s->c, conn, 0);
-        return RD_OK;
+    wr_err_clear(&e);
+    wr_status bs = wr_cluster_borrow(s->c, st->node, st->deadline_us, &conn, &e);
+    if (bs != WR_OK) {
+        io->outcome = bs == WR_ERR_TIMEOUT ? WR_IO_BUSY : WR_IO_NOT_SENT;
+        snprintf(detail, dlen, "%s", e.msg);
+        return;
     }
+    wr_pq_step step = {.sql = WR_SQL_SNAPSHOT};
+    wr_run_opts ro = {.deadline_us = st->deadline_us, .cancel_grace_us = 1};
+    io->sent_us = wr_now_us();
+    wr_run_status rs = wr_conn_run(conn, &step, 1, &ro, detail, dlen);
+    if (rs == WR_RUN_OK && !failed(step.res) && PQntuples(step.res) == 1 && !PQgetisnull(step.res, 0, 0)) {
+        snprintf(text, cap, "%s", PQgetvalue(step.res, 0, 0));
+        io->outcome = WR_IO_OK;
+        io->snapshot = text;
+    } else {
+        io->outcome = rs == WR_RUN_OK ? WR_IO_SQL_ERROR : from_run_status(rs);
+    }
+    wr_pq_steps_clear(&step, 1);
+    wr_cluster_giveback(s->c, conn, rs != WR_RUN_OK);
 }
 
-/* One statement on the primary, followed after a Sync by the primary's insert
- * position: past the statement's commit record, and an upper bound of what it
- * saw (G1, G2). `writes`: the statement changes data, so it is re-sent only
- * when it provably did not run (no connection made, the node turned read-only
- * (25006), a cached statement refused before execution): a connection lost
- * while it was in flight is an unknown outcome (G5). A read is simply re-run.
- * kept: the connection stays borrowed (an explicit transaction). */
-static wr_status on_primary(wr_session *s, const char *sql, int np, const char *const *pv, wr_reason why,
-                            int writes, wr_result **out, wr_conn **kept) {
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int p = wr_cluster_find_primary(s->c);
-        if (p < 0) break;
-        wr_conn *conn;
-        if (wr_cluster_borrow(s->c, p, &conn, &s->err) != WR_OK) continue;
-        wr_step steps[2] = {{.sql = sql, .nparams = np, .params = pv, .sync_after = 1},
-                            {.sql = WR_SQL_INSERT_LSN}};
-        char errmsg[256];
-        uint64_t sent = wr_now_us();
-        if (wr_conn_run(conn, steps, 2, errmsg, sizeof errmsg) != 0) {
-            wr_cluster_giveback(s->c, conn, 1);
-            wr_cluster_node_down(s->c, p, errmsg);
-            if (writes)
-                return lost_error(s, WR_ERR_UNKNOWN_OUTCOME, p,
-                                  "connection lost while a write was in flight (it may or may not have committed)",
-                                  errmsg);
-            lost_error(s, WR_ERR_CONNECT, p, "connection lost during a read", errmsg);
-            continue;
-        }
-        if (steps[0].stale || has_state(steps[0].res, "25006")) { /* nothing ran */
-            int read_only = !steps[0].stale;
-            wr_steps_clear(steps, 2);
-            wr_cluster_giveback(s->c, conn, 0);
-            if (read_only) {
-                wr_cluster_probe_all(s->c); /* the primary moved */
-                wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, p, "25006", "%s is read-only", node_name(s, p));
-            }
-            continue;
-        }
-        if (failed(steps[0].res)) {
-            wr_status st = sql_error(s, p, steps[0].res);
-            wr_steps_clear(steps, 2);
-            wr_cluster_giveback(s->c, conn, 0);
-            return st;
-        }
-        wr_lsn lsn = 0;
-        if (parse_insert_lsn(s, steps[1].res, &lsn)) {
-            observe_primary(s, p, steps[1].res, lsn, sent);
-            wr_timeline_wrote(&s->tl, lsn);
-            s->need_unknown = 0;
-        } else if (writes) {
-            s->need_unknown = 1; /* committed, position unread: read the primary until settled */
-        }
-        PGresult *res = steps[0].res;
-        steps[0].res = NULL;
-        wr_steps_clear(steps, 2);
-        if (kept) *kept = conn;
-        else wr_cluster_giveback(s->c, conn, 0);
-        return deliver(s, res, p, why, lsn, out);
-    }
-    if (s->err.code == WR_OK || s->err.code == WR_ERR_CONNECT) {
-        char last[WR_MSG_SIZE];
-        snprintf(last, sizeof last, "%s", s->err.msg);
-        wr_err_set(&s->err, NULL, WR_ERR_NO_PRIMARY, s->err.node, NULL, "no primary is reachable%s%s%s",
-                   writes ? "; the write was not sent" : "", last[0] ? ": " : "", last);
-    }
-    return s->err.code;
-}
-
-static wr_status read_primary(wr_session *s, const char *sql, int np, const char *const *pv, wr_reason why,
-                              wr_result **out, wr_conn **kept) {
-    /* A statement a replica refused as a write (25006) is one. */
-    return on_primary(s, sql, np, pv, why, why == WR_REASON_PRIMARY_READ_ONLY, out, kept);
-}
-
-static void clamp(wr_session *s);
-
-/* Routes one read (or the BEGIN of a read-only transaction, with kept). */
-static wr_status route_read(wr_session *s, const char *sql, int np, const char *const *pv, unsigned flags,
-                            wr_result **out, wr_conn **kept, int *used_primary, wr_lsn *proven) {
+/* Drives one operation to its end. */
+static wr_status run_op(wr_session *s, wr_op_kind kind, const char *sql, int np, const char *const *pv,
+                        wr_result **out) {
     wr_cluster *c = s->c;
-    if (used_primary) *used_primary = 0;
-    if (flags & WR_PRIMARY || s->need_unknown) {
-        if (used_primary) *used_primary = 1;
-        return read_primary(s, sql, np, pv, WR_REASON_PRIMARY_FORCED, out, kept);
+    wr_op op;
+    wr_step st;
+    run_ctx x = {.sql = sql, .np = np, .pv = pv};
+    if (c->opt.no_refresher) wr_cluster_probe_due(c);
+    pthread_mutex_lock(&c->mu);
+    wr_op_start(&op, kind, wr_now_us());
+    pthread_mutex_unlock(&c->mu);
+    for (int guard = 0; guard < 100000; guard++) {
+        pthread_mutex_lock(&c->mu);
+        wr_engine_tick(&c->eng, wr_now_us());
+        wr_op_next(&op, &s->es, &c->eng, wr_now_us(), &st);
+        pthread_mutex_unlock(&c->mu);
+        wr_io io;
+        switch ((wr_step_kind)st.kind) {
+        case WR_STEP_WAIT:
+            wr_sleep_until(st.deadline_us);
+            continue;
+        case WR_STEP_PROBE:
+            wr_cluster_probe_mask(c, st.probe_mask, st.deadline_us, (st.flags & WR_PROBE_FORCE) != 0);
+            continue;
+        case WR_STEP_SNAPSHOT: {
+            char text[sizeof op.snapshot], detail[256];
+            run_snapshot(s, &st, &io, text, sizeof text, detail, sizeof detail);
+            pthread_mutex_lock(&c->mu);
+            wr_op_feed(&op, &s->es, &c->eng, &io, wr_now_us(), wr_cluster_rand(c));
+            pthread_mutex_unlock(&c->mu);
+            wr_cluster_note_changes(c);
+            continue;
+        }
+        case WR_STEP_RUN: {
+            wr_conn *conn = run_step(s, &op, &st, &x, &io);
+            pthread_mutex_lock(&c->mu);
+            wr_op_feed(&op, &s->es, &c->eng, &io, wr_now_us(), wr_cluster_rand(c));
+            pthread_mutex_unlock(&c->mu);
+            finish_run(s, &st, conn, &x);
+            wr_cluster_note_changes(c);
+            continue;
+        }
+        case WR_STEP_DONE:
+            break;
+        }
+        break;
     }
-    wr_cluster_maybe_refresh(c);
-    wr_policy pol = {.budget_us = (uint64_t)c->opt.read_budget_ms * 1000,
-                     .retry_interval_us = (uint64_t)c->opt.retry_interval_ms * 1000,
-                     .seed = s->seed};
-    wr_node_view views[WR_MAX_NODES];
-    uint64_t start = wr_now_us();
-    uint32_t tried = 0;
-    int waited = 0;
-    for (int round = 0; round < 10000; round++) {
-        uint64_t now = wr_now_us();
-        wr_cluster_views(c, views, now);
-        wr_choice ch = wr_decide_read(&s->tl, views, c->n, start, now, tried, waited, &pol);
-        if (s->need_unproven && (ch.action == WR_ACT_WAIT || (ch.action == WR_ACT_PRIMARY &&
-                                                              ch.reason != WR_REASON_PRIMARY_NO_REPLICA))) {
-            /* No replica proves the token's need: it may be beyond the
-             * primary (a forged token, or one from before a failover). */
-            s->need_unproven = 0;
-            clamp(s);
-            continue;
-        }
-        if (ch.action == WR_ACT_WAIT) {
-            wr_sleep_us(ch.wait_us);
-            waited = 1;
-            tried = 0;
-            continue;
-        }
-        if (ch.action == WR_ACT_PRIMARY) {
-            if (used_primary) *used_primary = 1;
-            return read_primary(s, sql, np, pv, ch.reason, out, kept);
-        }
-        PGresult *res = NULL;
-        wr_lsn seen = 0;
-        switch (read_on(s, ch.node, ch.action == WR_ACT_CHECK, ch.need, views[ch.node].lsn, sql, np, pv, &res,
-                        &seen, kept)) {
-        case RD_OK:
-            if (!kept) wr_timeline_read_replica(&s->tl, ch.node, seen, wr_now_us());
-            if (proven) *proven = seen;
-            return deliver(s, res, ch.node, ch.reason, seen, out);
-        case RD_BEHIND:
-        case RD_NODE_FAILED:
-            tried |= 1u << ch.node;
-            continue;
-        case RD_READ_ONLY:
-            if (used_primary) *used_primary = 1;
-            return read_primary(s, sql, np, pv, WR_REASON_PRIMARY_READ_ONLY, out, kept);
-        case RD_FAILED:
-            return s->err.code;
-        }
+    if (st.kind != WR_STEP_DONE) {
+        ctx_clear(&x);
+        return wr_err_set(&s->err, NULL, WR_ERR_INTERNAL, -1, NULL, "the operation did not settle");
     }
-    return wr_err_set(&s->err, NULL, WR_ERR_INTERNAL, -1, NULL, "read routing did not settle");
+    wr_status code = (wr_status)st.status;
+    if (code == WR_OK) {
+        PGresult *rows = x.rows;
+        x.rows = NULL;
+        ctx_clear(&x);
+        if (!out) {
+            PQclear(rows);
+            return WR_OK;
+        }
+        if (!rows) return WR_OK; /* BEGIN, COMMIT, ROLLBACK: no rows asked for */
+        *out = wr_result_wrap(rows, op.result_node, (wr_reason)op.result_reason, op.result_lsn);
+        return *out ? WR_OK : wr_err_set(&s->err, NULL, WR_ERR_NOMEM, op.result_node, NULL, "out of memory");
+    }
+    wr_status ret;
+    if (code == WR_ERR_SQL && x.error) ret = sql_error(s, op.result_node, x.error);
+    else if (code == WR_ERR_SQL)
+        ret = wr_err_set(&s->err, NULL, WR_ERR_SQL, op.result_node, op.kind == WR_OP_COMMIT ? "25P02" : NULL,
+                         op.kind == WR_OP_COMMIT ? "transaction rolled back: an earlier statement in it failed "
+                                                   "(node %s)"
+                                                 : "statement failed (node %s)",
+                         op.result_node >= 0 ? node_name(s, op.result_node) : "none");
+    else ret = wr_err_set(&s->err, secret(s), code, op.result_node, NULL, "%s", st.msg);
+    ctx_clear(&x);
+    return ret;
 }
 
-/* A statement inside the open transaction, on its pinned connection. */
-static wr_status tx_run(wr_session *s, const char *sql, int np, const char *const *pv, wr_result **out) {
-    wr_conn *conn = s->tx;
-    wr_step step = {.sql = sql, .nparams = np, .params = pv};
-    char errmsg[256];
-    if (wr_conn_run(conn, &step, 1, errmsg, sizeof errmsg) != 0) {
-        int node = conn->node;
-        s->tx = NULL;
-        wr_cluster_giveback(s->c, conn, 1);
-        wr_cluster_node_down(s->c, node, errmsg);
-        return lost_error(s, WR_ERR_CONNECT, node, "connection lost inside a transaction (it was rolled back)",
-                          errmsg);
-    }
-    if (failed(step.res)) {
-        wr_status st = sql_error(s, conn->node, step.res);
-        PQclear(step.res);
-        return st;
-    }
-    return deliver(s, step.res, conn->node, WR_REASON_TRANSACTION, 0, out);
-}
+/* ---- the public calls ------------------------------------------------------- */
 
 wr_status wr_query(wr_session *s, const char *sql, int nparams, const char *const *params, unsigned flags,
                    wr_result **out) {
@@ -355,126 +367,58 @@ wr_status wr_query(wr_session *s, const char *sql, int nparams, const char *cons
     if (!s) return WR_ERR_ARG;
     wr_status st = check_args(s, sql, nparams, params);
     if (st != WR_OK) return st;
-    if (s->tx) return tx_run(s, sql, nparams, params, out);
-    return route_read(s, sql, nparams, params, flags, out, NULL, NULL, NULL);
+    return run_op(s, s->tx ? WR_OP_TX : (flags & WR_PRIMARY) ? WR_OP_READ_PRIMARY : WR_OP_READ, sql, nparams,
+                  params, out);
 }
-
-/* ---- writes --------------------------------------------------------------- */
 
 wr_status wr_exec(wr_session *s, const char *sql, int nparams, const char *const *params, wr_result **out) {
     if (out) *out = NULL;
     if (!s) return WR_ERR_ARG;
     wr_status st = check_args(s, sql, nparams, params);
     if (st != WR_OK) return st;
-    if (s->tx) return tx_run(s, sql, nparams, params, out);
-    return on_primary(s, sql, nparams, params, WR_REASON_WRITE, 1, out, NULL);
+    return run_op(s, s->tx ? WR_OP_TX : WR_OP_WRITE, sql, nparams, params, out);
 }
-
-/* ---- transactions --------------------------------------------------------- */
 
 wr_status wr_begin(wr_session *s, unsigned flags) {
     if (!s) return WR_ERR_ARG;
     wr_err_clear(&s->err);
-    if (s->tx) return wr_err_set(&s->err, NULL, WR_ERR_STATE, -1, NULL, "a transaction is already open");
-    wr_conn *conn = NULL;
-    wr_status st;
-    if (flags & WR_READ_ONLY) {
-        int fell_back = 0;
-        wr_lsn proven = 0;
-        st = route_read(s, BEGIN_READ_ONLY, 0, NULL, 0, NULL, &conn, &fell_back, &proven);
-        if (st != WR_OK) return st;
-        s->tx = conn;
-        s->tx_primary = fell_back;
-        s->tx_lsn = proven;
-        return WR_OK;
-    }
-    st = on_primary(s, "BEGIN", 0, NULL, WR_REASON_TRANSACTION, 0, NULL, &conn); /* BEGIN alone changes nothing */
-    if (st != WR_OK) return st;
-    s->tx = conn;
-    s->tx_primary = 1;
-    return WR_OK;
-}
-
-/* Ends the transaction with `sql` (COMMIT or ROLLBACK); on the primary the
- * insert position follows after a Sync, past the commit record. */
-static wr_status tx_end(wr_session *s, const char *sql, int commit) {
-    wr_conn *conn = s->tx;
-    int node = conn->node;
-    s->tx = NULL;
-    wr_step steps[2] = {{.sql = sql, .sync_after = 1}, {.sql = WR_SQL_INSERT_LSN}};
-    char errmsg[256];
-    uint64_t sent = wr_now_us();
-    if (wr_conn_run(conn, steps, s->tx_primary ? 2 : 1, errmsg, sizeof errmsg) != 0) {
-        wr_cluster_giveback(s->c, conn, 1);
-        wr_cluster_node_down(s->c, node, errmsg);
-        if (!commit) return WR_OK; /* a lost connection rolls back anyway */
-        return lost_error(s, s->tx_primary ? WR_ERR_UNKNOWN_OUTCOME : WR_ERR_CONNECT, node,
-                          "connection lost during COMMIT (it may or may not have committed)", errmsg);
-    }
-    wr_status st = WR_OK;
-    if (failed(steps[0].res)) {
-        st = sql_error(s, node, steps[0].res);
-    } else if (commit && strcmp(PQcmdStatus(steps[0].res), "ROLLBACK") == 0) {
-        wr_cluster_count(s->c, node, WR_REASON_NONE, 1);
-        st = wr_err_set(&s->err, NULL, WR_ERR_SQL, node, "25P02",
-                        "transaction rolled back: an earlier statement in it failed (node %s)", node_name(s, node));
-    }
-    wr_lsn lsn = 0;
-    if (s->tx_primary && parse_insert_lsn(s, steps[1].res, &lsn)) {
-        observe_primary(s, node, steps[1].res, lsn, sent);
-        wr_timeline_wrote(&s->tl, lsn);
-    } else if (!s->tx_primary) {
-        wr_timeline_read_replica(&s->tl, node, s->tx_lsn, wr_now_us());
-    }
-    wr_steps_clear(steps, 2);
-    wr_cluster_giveback(s->c, conn, 0);
-    return st;
+    if (flags & WR_READ_ONLY) return run_op(s, WR_OP_BEGIN_READ_ONLY, BEGIN_READ_ONLY, 0, NULL, NULL);
+    return run_op(s, WR_OP_BEGIN, "BEGIN", 0, NULL, NULL);
 }
 
 wr_status wr_commit(wr_session *s) {
     if (!s) return WR_ERR_ARG;
     wr_err_clear(&s->err);
-    if (!s->tx) return wr_err_set(&s->err, NULL, WR_ERR_STATE, -1, NULL, "no transaction is open");
-    return tx_end(s, "COMMIT", 1);
+    return run_op(s, WR_OP_COMMIT, "COMMIT", 0, NULL, NULL);
 }
 
 wr_status wr_rollback(wr_session *s) {
     if (!s) return WR_ERR_ARG;
     wr_err_clear(&s->err);
-    if (!s->tx) return WR_OK; /* nothing to roll back */
-    return tx_end(s, "ROLLBACK", 0);
+    return run_op(s, WR_OP_ROLLBACK, "ROLLBACK", 0, NULL, NULL);
 }
 
 /* ---- tokens --------------------------------------------------------------- */
 
-/* A token's position beyond the primary's current one is clamped to it. A
- * replica that proves the position proves it genuine, so this costs a probe
- * of the primary only when no replica can serve the session's read. */
-static void clamp(wr_session *s) {
-    wr_cluster *c = s->c;
-    wr_timeline *t = &s->tl;
-    pthread_mutex_lock(&c->mu);
-    int p = c->primary;
-    wr_lsn known = p >= 0 ? c->nodes[p].lsn : 0;
-    pthread_mutex_unlock(&c->mu);
-    if (t->need <= known || p < 0) return;
-    wr_err e;
-    wr_err_clear(&e);
-    if (wr_cluster_probe(c, p, &e) != 0) return; /* cannot tell: keep it */
-    pthread_mutex_lock(&c->mu);
-    known = c->nodes[p].role == WR_ROLE_PRIMARY ? c->nodes[p].lsn : t->need;
-    pthread_mutex_unlock(&c->mu);
-    if (t->need > known) t->need = known;
+static void node_ids(wr_cluster *c, uint32_t *ids) {
+    for (size_t i = 0; i < c->n; i++) ids[i] = c->eng.nodes[i].id; /* set at open, read-only */
 }
 
-static wr_status decode(wr_session *s, const char *token, wr_timeline *t, int *expired) {
+static wr_status decode(wr_session *s, const char *token, wr_timeline *t, int *empty) {
     const wr_options *o = &s->c->opt;
     const char *msg = "invalid";
-    *expired = 0;
-    wr_token_result r = wr_token_decode(token, (int64_t)time(NULL), wr_now_us(), o->token_ttl_s,
-                                        o->token_key_len ? o->token_key : NULL, o->token_key_len, s->c->n, t, &msg);
+    uint32_t ids[WR_MAX_NODES];
+    *empty = 0;
+    if (!token || !*token) { /* a cleared cookie: no token */
+        *empty = 1;
+        return WR_OK;
+    }
+    node_ids(s->c, ids);
+    wr_token_result r = wr_token_read(token, strlen(token), (int64_t)time(NULL), wr_now_us(), o->token_ttl_s,
+                                      o->token_key_len ? o->token_key : NULL, o->token_key_len, ids, s->c->n, t,
+                                      &msg);
     if (r == WR_TOKEN_EXPIRED) {
-        *expired = 1;
+        *empty = 1;
         return WR_OK;
     }
     if (r != WR_TOKEN_OK) return wr_err_set(&s->err, NULL, WR_ERR_TOKEN, -1, NULL, "invalid session token: %s", msg);
@@ -485,12 +429,12 @@ wr_status wr_session_resume(wr_session *s, const char *token) {
     if (!s) return WR_ERR_ARG;
     wr_err_clear(&s->err);
     wr_timeline t;
-    int expired;
-    wr_status st = decode(s, token, &t, &expired);
+    int empty;
+    wr_status st = decode(s, token, &t, &empty);
     if (st != WR_OK) return st;
-    if (expired) wr_timeline_init(&t);
-    s->tl = t;
-    s->need_unproven = !expired;
+    if (empty) wr_timeline_init(&t);
+    s->es.tl = t;
+    s->es.need_unproven = !empty;
     return WR_OK;
 }
 
@@ -498,11 +442,11 @@ wr_status wr_session_require(wr_session *s, const char *token) {
     if (!s) return WR_ERR_ARG;
     wr_err_clear(&s->err);
     wr_timeline t;
-    int expired;
-    wr_status st = decode(s, token, &t, &expired);
-    if (st == WR_OK && !expired) {
-        wr_timeline_require(&s->tl, t.need);
-        s->need_unproven = 1;
+    int empty;
+    wr_status st = decode(s, token, &t, &empty);
+    if (st == WR_OK && !empty) {
+        wr_timeline_merge(&s->es.tl, &t);
+        s->es.need_unproven = 1;
     }
     return st;
 }
@@ -510,8 +454,10 @@ wr_status wr_session_require(wr_session *s, const char *token) {
 const char *wr_session_token(wr_session *s) {
     if (!s) return "";
     const wr_options *o = &s->c->opt;
-    size_t n = wr_token_encode(&s->tl, (int64_t)time(NULL), o->token_key_len ? o->token_key : NULL,
-                               o->token_key_len, s->token, sizeof s->token);
+    uint32_t ids[WR_MAX_NODES];
+    node_ids(s->c, ids);
+    size_t n = wr_token_write(&s->es.tl, ids, s->c->n, (int64_t)time(NULL), o->token_key_len ? o->token_key : NULL,
+                              o->token_key_len, s->token, sizeof s->token);
     if (n == 0) s->token[0] = '\0';
     return s->token;
 }

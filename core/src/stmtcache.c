@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "conn.h"
 
 int wr_stmtcache_init(wr_stmtcache *c, uint32_t cap) {
     memset(c, 0, sizeof *c);

@@ -158,14 +158,15 @@ class Session:
     def resume(self, token: str) -> None:
         """Replaces this session's timeline with the one `token` carries (as
         ``cluster.session(token=...)`` does). Raises TokenError for a
-        malformed, tampered or foreign token; an expired one empties it."""
-        self._call(_core.wr_session_resume, token)
+        malformed, tampered or foreign token; an expired one empties it. ""
+        (a cleared cookie) is no token: the timeline is emptied."""
+        self._call(_core.wr_session_resume, _token_text(token))
 
     def require(self, token: str) -> None:
         """Also sees everything the session behind `token` (another user, a
         background job...) wrote or saw. Raises TokenError for a malformed,
         tampered or foreign token; an expired one is ignored."""
-        self._call(_core.wr_session_require, token)
+        self._call(_core.wr_session_require, _token_text(token))
 
     @property
     def need(self) -> str:
@@ -218,3 +219,20 @@ class Session:
         finally:
             h.lock.release()
         return f"<walrouter.Session need={need}{tx}>"
+
+
+def _token_text(token: object) -> str:
+    """The token as text for the C layer, or TokenError: bytes are decoded
+    (a cookie library may hand them over), anything else is refused, and a
+    NUL byte would cut the text short, so it is refused too."""
+    from .errors import TokenError
+    if isinstance(token, (bytes, bytearray)):
+        try:
+            token = bytes(token).decode("ascii")
+        except UnicodeDecodeError:
+            raise TokenError("invalid session token: not ASCII text", code="bad_token") from None
+    if not isinstance(token, str):
+        raise TokenError(f"invalid session token: expected str, got {type(token).__name__}", code="bad_token")
+    if "\x00" in token:
+        raise TokenError("invalid session token: it contains a NUL byte", code="bad_token")
+    return token

@@ -666,7 +666,8 @@ static void random_views_never_break_the_guarantees(void) {
 static void every_reason_has_its_stable_name(void) {
     static const char *const names[WR_REASON_COUNT] = {
         "none", "replica_cached", "replica_checked", "replica_other", "replica_waited", "primary_budget",
-        "primary_lagging", "primary_no_replica", "primary_forced", "write", "transaction", "primary_read_only"};
+        "primary_lagging", "primary_no_replica", "primary_forced", "write", "transaction", "primary_read_only",
+        "primary_unknown"};
     for (int r = 0; r < WR_REASON_COUNT; r++) CHECK_STR(wr_reason_name((wr_reason)r), names[r]);
     CHECK_STR(wr_reason_name((wr_reason)WR_REASON_COUNT), "unknown");
     CHECK_STR(wr_reason_name((wr_reason)-1), "unknown");
@@ -675,11 +676,11 @@ static void every_reason_has_its_stable_name(void) {
 static void every_status_and_node_state_has_its_stable_name(void) {
     static const char *const status[] = {"ok", "bad_argument", "bad_token", "connect_error", "sql_error",
                                          "unknown_outcome", "no_primary", "bad_state", "out_of_memory",
-                                         "internal_error"};
+                                         "internal_error", "timeout", "split_brain"};
     for (int i = 0; i < (int)N(status); i++) CHECK_STR(wr_status_name((wr_status)i), status[i]);
     CHECK_STR(wr_status_name((wr_status)N(status)), "unknown");
     CHECK_STR(wr_status_name((wr_status)-3), "unknown");
-    static const char *const state[] = {"unknown", "up", "streaming", "catching_up", "lagging", "down"};
+    static const char *const state[] = {"unknown", "up", "streaming", "catching_up", "lagging", "down", "fenced"};
     for (int i = 0; i < (int)N(state); i++) CHECK_STR(wr_node_state_name((wr_node_state)i), state[i]);
     CHECK_STR(wr_node_state_name((wr_node_state)N(state)), "unknown");
     CHECK_STR(wr_node_state_name((wr_node_state)1000), "unknown");

@@ -15,7 +15,10 @@ static void zeroed_options_mean_the_documented_defaults(void) {
     CHECK_INT(o.stmt_cache_size, 64);
     CHECK_INT(o.no_stmt_cache, 0);
     CHECK_INT(o.token_ttl_s, 86400);
-    CHECK_U64(o.max_lag_bytes, 0);
+    CHECK_U64(o.max_lag_bytes, 64u << 20); /* finite by default (G4) */
+    CHECK_INT(o.max_lag_ms, 10000);
+    CHECK_INT(o.statement_timeout_ms, 30000);
+    CHECK_INT(o.pool_max, 32);
     CHECK_INT(o.refresh_interval_ms, 1000);
 }
 

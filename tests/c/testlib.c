@@ -72,7 +72,11 @@ static PGconn *node_conn(int node) {
         }
         parsed = t_dsn();
     }
-    return wr_dsn_connect(&dsn, (size_t)node);
+    char why[256];
+    PGconn *pg = wr_conn_connect(&dsn, (size_t)node, wr_now_us() + 10000000u, why, sizeof why);
+    if (!pg) fprintf(stderr, "node %d: %s\n", node, why);
+    if (pg) PQsetnonblocking(pg, 0);
+    return pg;
 }
 
 static void quiet(void *arg, const char *message) {}

@@ -107,11 +107,16 @@ def test_options_take_python_values(dsn):
 
 
 def test_a_malformed_token_is_a_token_error(cluster):
-    for token in ("garbage", "1.zz.-.0", "", "2.0.-.0"):
+    for token in ("garbage", "1.zz.-.0", "2.0.-.0", "2.1.a.-.0.0\x00junk"):
         with pytest.raises(walrouter.TokenError) as e:
             cluster.session(token=token)
         assert isinstance(e.value, walrouter.InterfaceError)
         assert e.value.code == "bad_token"
+
+
+def test_an_empty_token_is_a_new_session_as_from_a_cleared_cookie(cluster):
+    with cluster.session(token="") as s:
+        assert s.query("SELECT 1").scalar() == 1
 
 
 def test_a_token_signed_with_another_key_is_refused(dsn):

@@ -1,12 +1,42 @@
 /* timeline.c — what one session has seen, and so what its next read needs:
  * the lowest position a node must have replayed (G1) and, while a replica
  * read is pending, which replica served it (G2). */
-#include "walrouter_decide.h"
+#include "walrouter_engine.h"
 
 void wr_timeline_init(wr_timeline *t) {
     t->need = WR_LSN_INVALID;
     t->last_node = -1;
     t->last_read_us = 0;
+    t->need_tli = 0;
+    t->need_unknown = 0;
+}
+
+int wr_pos_covers(uint32_t tli, wr_lsn lsn, uint32_t need_tli, wr_lsn need) {
+    if (tli != 0 && need_tli != 0 && tli != need_tli) return 0;
+    return lsn >= need;
+}
+
+void wr_timeline_wrote_at(wr_timeline *t, uint32_t tli, wr_lsn lsn) {
+    /* A position on a later timeline is past everything of the earlier one
+     * that survived; on the same timeline the higher one. */
+    if (tli != 0 && tli != t->need_tli && (t->need_tli == 0 || tli > t->need_tli)) {
+        t->need_tli = tli;
+        t->need = lsn;
+    } else if (tli == 0 || tli == t->need_tli) {
+        wr_timeline_require(t, lsn);
+    }
+    t->last_node = -1;
+    t->need_unknown = 0;
+}
+
+void wr_timeline_merge(wr_timeline *t, const wr_timeline *o) {
+    if (o->need_tli > t->need_tli) {
+        t->need_tli = o->need_tli;
+        t->need = o->need;
+    } else if (o->need_tli == t->need_tli || o->need_tli == 0) {
+        wr_timeline_require(t, o->need);
+    }
+    if (o->need_unknown) t->need_unknown = 1;
 }
 
 void wr_timeline_require(wr_timeline *t, wr_lsn lsn) {
@@ -49,6 +79,7 @@ int wr_timeline_upper(const wr_timeline *t, const wr_node_view *nodes, size_t n,
         int is_last = t->last_node >= 0 && (size_t)t->last_node == i;
         if (!is_last && v->role != WR_ROLE_PRIMARY) continue;
         if (v->lsn_at_us == 0 || v->lsn_at_us < t->last_read_us) continue;
+        if (v->tli != 0 && t->need_tli != 0 && v->tli != t->need_tli) continue; /* not comparable */
         known = 1;
         if (v->lsn > upper) upper = v->lsn;
     }

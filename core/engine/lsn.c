@@ -1,6 +1,6 @@
 /* lsn.c — WAL positions as text: PostgreSQL's pg_lsn form "X/Y", where X and
  * Y are the high and low 32 bits in hex. */
-#include "walrouter_decide.h"
+#include "walrouter_engine.h"
 
 /* Value of a hex digit, or -1. */
 static int hex_value(char c) {

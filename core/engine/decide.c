@@ -2,7 +2,7 @@
  * covers the session's need, else a replica checked in the same round trip,
  * else a short wait for one to catch up, else the primary. Pure: no I/O, no
  * allocation, no clock reads. */
-#include "walrouter_decide.h"
+#include "walrouter_engine.h"
 
 #define MAX_NODES 32 /* bits of the `tried` mask */
 
@@ -16,7 +16,8 @@ static int usable(const wr_node_view *v) {
 /* Can replay up to `need` within left_us, judging by its replay rate. An
  * unknown rate (negative, or NaN from a broken estimate) may: only a known
  * rate that is too slow rules a replica out. */
-static int can_catch_up(const wr_node_view *v, wr_lsn need, uint64_t left_us) {
+static int can_catch_up(const wr_node_view *v, uint32_t need_tli, wr_lsn need, uint64_t left_us) {
+    if (v->tli != 0 && need_tli != 0 && v->tli != need_tli) return 0; /* another history */
     if (v->lsn >= need) return 1;
     if (!(v->rate >= 0)) return 1;
     return (double)(need - v->lsn) <= v->rate * ((double)left_us / 1e6);
@@ -31,6 +32,22 @@ static int primary_of(const wr_node_view *nodes, size_t n) {
 /* What replica i must have replayed (see the G2 note in wr_decide_read). */
 static wr_lsn need_of(const wr_timeline *t, int i, wr_lsn need_other) {
     return i == t->last_node ? t->need : need_other;
+}
+
+/* Among the nodes in mask, the lowest measured round trip (unknown counts
+ * as the slowest); the last node wins a tie. -1 for an empty mask. */
+static int nearest(const wr_node_view *nodes, size_t n, uint32_t mask, int last) {
+    int best = -1;
+    uint64_t best_rtt = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(mask >> i & 1u)) continue;
+        uint64_t rtt = nodes[i].rtt_us ? nodes[i].rtt_us : UINT64_MAX;
+        if (best < 0 || rtt < best_rtt || (rtt == best_rtt && (int)i == last)) {
+            best = (int)i;
+            best_rtt = rtt;
+        }
+    }
+    return best;
 }
 
 static wr_reason replica_reason(wr_reason first, uint32_t tried, int waited) {
@@ -69,7 +86,7 @@ wr_choice wr_decide_read(const wr_timeline *t, const wr_node_view *nodes, size_t
         int is_last = (int)i == last;
         if (!is_last && !other_ok) continue;
         eligible |= 1u << i;
-        if (v->lsn >= need_of(t, (int)i, need_other)) {
+        if (wr_pos_covers(v->tli, v->lsn, t->need_tli, need_of(t, (int)i, need_other))) {
             covered |= 1u << i;
             ncovered++;
         }
@@ -79,7 +96,9 @@ wr_choice wr_decide_read(const wr_timeline *t, const wr_node_view *nodes, size_t
      * one spread by the session's seed. */
     if (ncovered) {
         int pick = -1;
-        if (last >= 0 && last < (int)n && (covered >> last & 1u)) {
+        if (p->choose == WR_CHOOSE_NEAREST) {
+            pick = nearest(nodes, n, covered, last);
+        } else if (last >= 0 && last < (int)n && (covered >> last & 1u)) {
             pick = last;
         } else {
             unsigned k = p->seed % ncovered;
@@ -96,10 +115,15 @@ wr_choice wr_decide_read(const wr_timeline *t, const wr_node_view *nodes, size_t
     /* 2. An untried replica that may be fresh by now: check it in the same
      * round trip, the one known furthest ahead (the last node on a tie). */
     int best = -1;
-    for (size_t i = 0; i < n; i++) {
-        if (!(eligible >> i & 1u) || (tried >> i & 1u)) continue;
-        if (best < 0 || nodes[i].lsn > nodes[best].lsn || (nodes[i].lsn == nodes[best].lsn && (int)i == last))
-            best = (int)i;
+    uint32_t untried = eligible & ~tried;
+    if (p->choose == WR_CHOOSE_NEAREST) {
+        best = nearest(nodes, n, untried, last);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (!(untried >> i & 1u)) continue;
+            if (best < 0 || nodes[i].lsn > nodes[best].lsn || (nodes[i].lsn == nodes[best].lsn && (int)i == last))
+                best = (int)i;
+        }
     }
     if (best >= 0) {
         ch.action = WR_ACT_CHECK;
@@ -115,7 +139,7 @@ wr_choice wr_decide_read(const wr_timeline *t, const wr_node_view *nodes, size_t
     uint64_t left = p->budget_us > elapsed ? p->budget_us - elapsed : 0;
     if (left > 0) {
         for (size_t i = 0; i < n; i++) {
-            if (!(eligible >> i & 1u) || !can_catch_up(&nodes[i], need_of(t, (int)i, need_other), left)) continue;
+            if (!(eligible >> i & 1u) || !can_catch_up(&nodes[i], t->need_tli, need_of(t, (int)i, need_other), left)) continue;
             ch.action = WR_ACT_WAIT;
             ch.wait_us = p->retry_interval_us < left ? p->retry_interval_us : left;
             return ch;
@@ -129,4 +153,9 @@ wr_choice wr_decide_read(const wr_timeline *t, const wr_node_view *nodes, size_t
     else if (left == 0) ch.reason = WR_REASON_PRIMARY_BUDGET;
     else ch.reason = WR_REASON_PRIMARY_LAGGING;                  /* none can catch up in time */
     return ch;
+}
+
+void wr_decide_read_into(const wr_timeline *t, const wr_node_view *nodes, size_t n, uint64_t start_us,
+                         uint64_t now_us, uint32_t tried, int waited, const wr_policy *p, wr_choice *out) {
+    if (out) *out = wr_decide_read(t, nodes, n, start_us, now_us, tried, waited, p);
 }

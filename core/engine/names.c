@@ -1,7 +1,7 @@
 /* names.c — short stable names of the public enums: log fields, metric
  * labels and the bindings' error codes. Never NULL; "unknown" for a value
  * this build does not know (enums only grow, so a newer caller may pass one). */
-#include "walrouter.h"
+#include "walrouter_engine.h"
 
 #define NAME_OF(table, v) \
     ((unsigned)(v) < sizeof(table) / sizeof(table)[0] ? (table)[(unsigned)(v)] : "unknown")
@@ -20,25 +20,10 @@ const char *wr_reason_name(wr_reason r) {
         [WR_REASON_WRITE] = "write",
         [WR_REASON_TRANSACTION] = "transaction",
         [WR_REASON_PRIMARY_READ_ONLY] = "primary_read_only",
+        [WR_REASON_PRIMARY_UNKNOWN] = "primary_unknown",
     };
     _Static_assert(sizeof names / sizeof names[0] == WR_REASON_COUNT, "a reason has no name");
     return NAME_OF(names, r);
-}
-
-const char *wr_status_name(wr_status s) {
-    static const char *const names[] = {
-        [WR_OK] = "ok",
-        [WR_ERR_ARG] = "bad_argument",
-        [WR_ERR_TOKEN] = "bad_token",
-        [WR_ERR_CONNECT] = "connect_error",
-        [WR_ERR_SQL] = "sql_error",
-        [WR_ERR_UNKNOWN_OUTCOME] = "unknown_outcome",
-        [WR_ERR_NO_PRIMARY] = "no_primary",
-        [WR_ERR_STATE] = "bad_state",
-        [WR_ERR_NOMEM] = "out_of_memory",
-        [WR_ERR_INTERNAL] = "internal_error",
-    };
-    return NAME_OF(names, s);
 }
 
 const char *wr_node_state_name(wr_node_state s) {
@@ -49,6 +34,7 @@ const char *wr_node_state_name(wr_node_state s) {
         [WR_STATE_CATCHING_UP] = "catching_up",
         [WR_STATE_LAGGING] = "lagging",
         [WR_STATE_DOWN] = "down",
+        [WR_STATE_FENCED] = "fenced",
     };
     return NAME_OF(names, s);
 }
