@@ -209,8 +209,13 @@ static int settle_timeline(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr
     if ((t->need_tli != 0 && t->need_tli < pn->tli) || (t->need_tli == 0 && t->need <= pn->lsn)) {
         if (t->need_tli != 0 && pn->lsn < t->need) t->need = pn->lsn;
         t->need_tli = pn->tli;
-        if (t->last_node >= 0 && (uint32_t)t->last_node < e->n && e->nodes[t->last_node].tli != pn->tli)
-            t->last_node = -1; /* that read was on the old history: the new position bounds it */
+        if (t->last_node >= 0 && (uint32_t)t->last_node < e->n && e->nodes[t->last_node].tli != pn->tli) {
+            /* That read was on the old history: whatever of it survived is
+             * before the fork, which any position of the new timeline is
+             * past. The primary's bounds it from above. */
+            t->need = pn->lsn > t->need ? pn->lsn : t->need;
+            t->last_node = -1;
+        }
     }
     return 0;
 }
@@ -605,6 +610,25 @@ static void feed_replica(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, u
     }
 }
 
+/* The caller asked to stop. Nothing is retried. On the primary, a statement
+ * the server did not confirm canceled may have run (need_unknown); in a
+ * transaction whose connection was dropped, the transaction is gone. */
+static void feed_interrupted(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io) {
+    int confirmed = strcmp(io->sqlstate, "57014") == 0;
+    int node = op->node;
+    if (op->pinned) {
+        int primary = s->tx_primary, end = op->kind == WR_OP_COMMIT || op->kind == WR_OP_ROLLBACK;
+        if (op->kind == WR_OP_COMMIT && primary && !confirmed) s->tl.need_unknown = 1;
+        if (end || !confirmed) tx_close(s); /* a dropped connection ends the transaction */
+    } else if (op->on_primary && !confirmed && op->kind != WR_OP_BEGIN) {
+        s->tl.need_unknown = 1;
+    }
+    done(op, WR_E_INTERRUPTED, node, (wr_reason)op->reason,
+         confirmed ? "interrupted: the statement was canceled on %s"
+                   : "interrupted: a cancel was sent to %s; the statement may or may not have run",
+         NAME(e, node));
+}
+
 void wr_op_feed(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, uint64_t now_us, uint32_t rand) {
     if (!op || !s || !e || !io || op->node < 0 || (uint32_t)op->node >= e->n) return;
     int node = op->node;
@@ -628,6 +652,10 @@ void wr_op_feed(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, uint64_t n
         wr_engine_observe(e, node, io->insert_tli,
                           wr_lsn_record_end(io->insert, e->wal_block_size, e->wal_segment_size), io->flushed,
                           io->sent_us);
+    if (io->outcome == WR_IO_INTERRUPTED) {
+        feed_interrupted(op, s, e, io);
+        return;
+    }
     if (op->pinned)
         feed_tx(op, s, e, io, now_us, rand);
     else if (op->on_primary)

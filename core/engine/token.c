@@ -38,7 +38,8 @@
 #define MAX_INDEX_DIGITS 10  /* an int */
 #define MAX_SKEW_S 300       /* clock skew tolerated for "issued" */
 #define FLAG_NEED_UNKNOWN 1u
-#define KNOWN_FLAGS FLAG_NEED_UNKNOWN
+#define FLAG_PENDING 2u /* a read is pending on a node the token cannot name */
+#define KNOWN_FLAGS (FLAG_NEED_UNKNOWN | FLAG_PENDING)
 
 /* ---- node identity ------------------------------------------------------ */
 
@@ -134,6 +135,7 @@ size_t wr_token_write(const wr_timeline *t, const uint32_t *ids, size_t n, int64
     if (ids && t->last_node >= 0 && (size_t)t->last_node < n)
         snprintf(node, sizeof node, "%" PRIx32, ids[t->last_node]);
     unsigned flags = t->need_unknown ? FLAG_NEED_UNKNOWN : 0;
+    if (t->last_node != -1 && node[0] == '-') flags |= FLAG_PENDING;
     int len = snprintf(text, sizeof text, "2.%" PRIx32 ".%" PRIx64 ".%s.%x.%" PRIx64, t->need_tli,
                        (uint64_t)t->need, node, flags, issued_at(now_unix));
     return finish(text, len, key, key_len, buf, buflen);
@@ -333,7 +335,10 @@ wr_token_result wr_token_read(const char *text, size_t text_len, int64_t now_uni
         got.need_tli = p.version == 2 ? p.tli : 0;
         got.need_unknown = p.version == 2 && (p.flags & FLAG_NEED_UNKNOWN) ? 1 : 0;
         /* Version 1 named the node by one process's DSN order: meaningless
-         * here. Version 2 names it by id. */
+         * here. Version 2 names it by id. A read pending on a node this
+         * process cannot name stays pending (-2): the next read elsewhere
+         * then needs an upper bound from the primary (G2). */
+        if (p.has_node || (p.version == 2 && (p.flags & FLAG_PENDING))) got.last_node = -2;
         if (p.version == 2 && p.has_node && ids) {
             for (size_t j = 0; j < n && j <= INT_MAX; j++) {
                 if (ids[j] == p.node_id) {

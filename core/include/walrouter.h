@@ -49,9 +49,11 @@ typedef enum wr_status {
     WR_ERR_TIMEOUT = 10,        /* a deadline passed and the server proved the
                                    statement did not complete (or it never
                                    ran): safe to retry */
-    WR_ERR_SPLIT_BRAIN = 11     /* two nodes claim to be the primary on the
+    WR_ERR_SPLIT_BRAIN = 11,    /* two nodes claim to be the primary on the
                                    same timeline: no writes until one steps
                                    down (the message names both) */
+    WR_ERR_INTERRUPTED = 12     /* the caller's interrupt function asked to
+                                   stop: a cancel request was sent */
 } wr_status;
 
 /* Short stable name of a status ("ok", "sql_error", ...); never NULL. */
@@ -188,6 +190,17 @@ const char *wr_session_errmsg(const wr_session *s);
 const char *wr_session_sqlstate(const wr_session *s);
 int         wr_session_errnode(const wr_session *s);
 
+/* Interruption (Ctrl-C in a REPL, a request that was abandoned): while a
+ * call of this session waits on the network, fn(arg) is called at least
+ * every 50 ms; when it returns nonzero, the running statement is canceled on
+ * the server (a cancel request), the call returns WR_ERR_INTERRUPTED, and the
+ * connection is reused only if the server confirmed the cancel. A write the
+ * server did not confirm canceled counts as an unknown outcome for the
+ * session's reads (they go to the primary until it is settled). fn runs on
+ * the calling thread; NULL removes it. */
+typedef int (*wr_interrupt_fn)(void *arg);
+void wr_session_set_interrupt(wr_session *s, wr_interrupt_fn fn, void *arg);
+
 /* Flags for wr_query */
 #define WR_PRIMARY 1u /* read from the primary this once */
 
@@ -215,6 +228,62 @@ wr_status wr_begin(wr_session *s, unsigned flags);
 wr_status wr_commit(wr_session *s);
 wr_status wr_rollback(wr_session *s);
 int wr_session_in_transaction(const wr_session *s);
+
+/* ---- the async API ---------------------------------------------------------
+ * One operation of a session, driven by the caller's event loop; the
+ * blocking calls above are loops over it. Shape (as libpq's connect/poll):
+ *
+ *   wr_async *a;
+ *   wr_async_start(s, WR_ASYNC_QUERY, sql, n, params, 0, &a);
+ *   while (wr_async_advance(a, revents)) {      // never blocks
+ *       wr_async_poll(a, &fd, &events, &wake_us);
+ *       // wait until fd has `events` (WR_WAIT_READ/WR_WAIT_WRITE), or until
+ *       // wake_us (CLOCK_MONOTONIC microseconds), whichever comes first;
+ *       // fd is -1 when only the time matters. revents: what became ready.
+ *   }
+ *   wr_async_result(a, &result);   // the status, as the blocking call's
+ *   wr_async_free(a);
+ *
+ * epoll: register fd with EPOLLIN/EPOLLOUT per `events`, use wake_us for the
+ * timeout (the fd may change between polls: re-register after each
+ * advance). asyncio: loop.add_reader/add_writer(fd) and loop.call_at(wake)
+ * each calling advance. libuv: a uv_poll_t on fd plus a uv_timer_t. One
+ * session runs one operation at a time (WR_ERR_STATE otherwise); sessions
+ * run concurrently, each on its own connection. */
+
+typedef struct wr_async wr_async;
+
+typedef enum wr_async_kind {
+    WR_ASYNC_QUERY = 0,    /* as wr_query (flags: WR_PRIMARY) */
+    WR_ASYNC_EXEC = 1,     /* as wr_exec */
+    WR_ASYNC_BEGIN = 2,    /* as wr_begin (flags: WR_READ_ONLY); sql unused */
+    WR_ASYNC_COMMIT = 3,   /* sql unused */
+    WR_ASYNC_ROLLBACK = 4  /* sql unused */
+} wr_async_kind;
+
+#define WR_WAIT_READ 1
+#define WR_WAIT_WRITE 4
+
+/* Starts an operation; sql and params are copied. *out is NULL on error
+ * (bad arguments: the session's error says why). */
+wr_status wr_async_start(wr_session *s, wr_async_kind kind, const char *sql, int nparams,
+                         const char *const *params, unsigned flags, wr_async **out);
+/* What to wait for before the next wr_async_advance. */
+void wr_async_poll(const wr_async *a, int *fd, int *events, uint64_t *wake_us);
+/* Makes progress with what became ready (revents: WR_WAIT_READ/WRITE, or 0
+ * on a timer). Returns 1 while the operation runs, 0 once it is done. */
+int wr_async_advance(wr_async *a, int revents);
+/* Asks to stop: a running statement gets a cancel request; the operation
+ * then ends (keep advancing) with WR_ERR_INTERRUPTED, its connection clean
+ * when the server confirmed the cancel, discarded otherwise. */
+void wr_async_cancel(wr_async *a);
+/* The outcome once done (WR_ERR_STATE before): as the blocking call's; the
+ * details are on the session (wr_session_errmsg...). *out (may be NULL)
+ * receives the rows, to free with wr_result_free. */
+wr_status wr_async_result(wr_async *a, wr_result **out);
+/* Frees it; an operation still running is abandoned (its connection
+ * closed; a write then counts as an unknown outcome). NULL is a no-op. */
+void wr_async_free(wr_async *a);
 
 /* ---- results ------------------------------------------------------------ */
 

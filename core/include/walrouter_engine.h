@@ -248,7 +248,9 @@ void wr_decide_read_into(const wr_timeline *t, const wr_node_view *nodes,
  *              the node's name, so app servers whose DSNs list the nodes
  *              in other orders agree on it.
  *   version 1: "1.<need hex>.<last node index or ->.<issued hex>[.<sig>]"
- *              still decodes: timeline 0, last node dropped. */
+ *              still decodes: timeline 0; its node index means nothing
+ *              elsewhere, so the read stays pending on no known node (-2),
+ *              as does a version 2 node id no node here has. */
 #define WR_TOKEN_BUFSIZE 160
 
 /* Stable identity of a node from its name ("host:port", host lowercased
@@ -277,7 +279,7 @@ size_t wr_token_write(const wr_timeline *t, const uint32_t *ids, size_t n,
  * (a NUL inside is malformed). With a key, a signature is required and
  * checked in constant time; without one, a signed token is accepted
  * unchecked. ttl_s 0: never expires. The last node is mapped back through
- * ids (an id no node has is dropped: -1). On OK, *t is set, with
+ * ids (an id no node has: -2, pending on no known node). On OK, *t is set, with
  * last_read_us = now_us (conservative: any later probe bounds it). On error
  * *t is untouched and, when msg is given, a static message says why. */
 wr_token_result wr_token_read(const char *text, size_t text_len,
@@ -593,6 +595,7 @@ typedef enum wr_step_kind {
 #define WR_E_INTERNAL 9
 #define WR_E_TIMEOUT 10
 #define WR_E_SPLIT_BRAIN 11
+#define WR_E_INTERRUPTED 12
 
 typedef struct wr_step {
     int32_t kind;          /* wr_step_kind */
@@ -620,9 +623,12 @@ typedef enum wr_io_outcome {
     WR_IO_CHECK_FAILED = 6, /* SNAPSHOT_CHECK failed: the statement did not run */
     WR_IO_CANCELED = 7,   /* the server canceled it at our request (57014
                              after a timeout): it did not commit */
-    WR_IO_BUSY = 8        /* no pooled connection to the node was free
+    WR_IO_BUSY = 8,       /* no pooled connection to the node was free
                              before the deadline: nothing ran, and the node
                              is not to blame */
+    WR_IO_INTERRUPTED = 9 /* the caller asked to stop; a cancel was sent;
+                             sqlstate "57014" when the server confirmed it
+                             (the statement did not complete) */
 } wr_io_outcome;
 
 typedef struct wr_io {

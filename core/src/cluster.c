@@ -184,6 +184,42 @@ wr_status wr_cluster_borrow(wr_cluster *c, int i, uint64_t deadline_us, wr_conn 
     return WR_OK;
 }
 
+int wr_cluster_try_borrow(wr_cluster *c, int i, wr_conn **out) {
+    wr_pool *pool = &c->pool[i];
+    *out = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        wr_conn *conn = pool->idle;
+        if (!conn) break;
+        pool->idle = conn->next;
+        pool->nidle--;
+        pool->in_use++;
+        conn->next = NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (wr_conn_idle_ok(conn)) {
+            *out = conn;
+            return 1;
+        }
+        wr_conn_free(conn); /* the server closed it while it was idle */
+        pthread_mutex_lock(&c->mu);
+        pool->in_use--;
+    }
+    int r = -1;
+    if (pool->in_use < (int)c->opt.pool_max) {
+        pool->in_use++;
+        r = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+void wr_cluster_release_slot(wr_cluster *c, int i) {
+    pthread_mutex_lock(&c->mu);
+    c->pool[i].in_use--;
+    if (c->pool[i].waiting) pthread_cond_broadcast(&c->freed);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken) {
     if (!conn) return;
     int keep = !broken && PQstatus(conn->pg) == CONNECTION_OK && PQtransactionStatus(conn->pg) == PQTRANS_IDLE;

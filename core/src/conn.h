@@ -103,6 +103,8 @@ typedef struct wr_conn {
     int use_cache;
     wr_stmtcache cache;
     struct wr_conn *next; /* idle list */
+    int dirty;            /* a session changed its state (SET, temp tables,
+                             advisory locks...): never lent to another one */
 } wr_conn;
 
 /* Takes pg (puts it in non-blocking mode); NULL when memory ran out (pg is
@@ -138,7 +140,7 @@ typedef enum wr_run_status {
                             SQLSTATE 57014, later ones aborted); the connection is clean and reusable */
 } wr_run_status;
 
-typedef int (*wr_interrupt_fn)(void *arg); /* nonzero: stop waiting now (e.g. a signal is pending) */
+/* wr_interrupt_fn (walrouter.h): nonzero: stop waiting now (e.g. a signal is pending) */
 
 typedef struct wr_run_opts {
     uint64_t deadline_us;     /* CLOCK_MONOTONIC microseconds; required (never 0) */

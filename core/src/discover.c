@@ -21,59 +21,43 @@ typedef struct probe {
     char why[256];
 } probe;
 
-/* An idle pooled connection (1), a free slot to connect (0), or none (-1). */
-static int take_slot(wr_cluster *c, int i, wr_conn **out) {
-    wr_pool *pool = &c->pool[i];
-    *out = NULL;
-    pthread_mutex_lock(&c->mu);
-    int r = -1;
-    if (pool->idle) {
-        *out = pool->idle;
-        pool->idle = (*out)->next;
-        (*out)->next = NULL;
-        pool->nidle--;
-        pool->in_use++;
-        r = 1;
-    } else if (pool->in_use < (int)c->opt.pool_max) {
-        pool->in_use++;
-        r = 0;
-    }
-    pthread_mutex_unlock(&c->mu);
-    return r;
-}
-
-static void release_slot(wr_cluster *c, int i) {
-    pthread_mutex_lock(&c->mu);
-    c->pool[i].in_use--;
-    if (c->pool[i].waiting) pthread_cond_broadcast(&c->freed);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void report(wr_cluster *c, probe *p, uint64_t now) {
+void wr_cluster_probe_report(wr_cluster *c, int node, const PGresult *res, wr_run_status rs, uint64_t sent_us,
+                             const char *why) {
     wr_probe got;
+    char msg[256];
     int ok = 0;
-    if (p->running == 0 && p->conn && wr_conn_op_status(&p->op) == WR_RUN_OK && p->step.res &&
-        PQresultStatus(p->step.res) == PGRES_TUPLES_OK && PQntuples(p->step.res) == 1 &&
-        PQnfields(p->step.res) == 7) {
+    uint64_t now = wr_now_us();
+    snprintf(msg, sizeof msg, "%s", why && *why ? why : "");
+    if (rs == WR_RUN_OK && res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        PQnfields(res) == 7) {
         const char *v[7];
-        for (int k = 0; k < 7; k++) v[k] = PQgetisnull(p->step.res, 0, k) ? NULL : PQgetvalue(p->step.res, 0, k);
+        for (int k = 0; k < 7; k++) v[k] = PQgetisnull(res, 0, k) ? NULL : PQgetvalue(res, 0, k);
         ok = wr_probe_parse(v, &got) == 0;
-        if (!ok) snprintf(p->why, sizeof p->why, "%s: probe returned an unexpected row", c->dsn.name[p->node]);
-    } else if (p->conn && !p->why[0]) {
-        const char *err = p->step.res ? PQresultErrorMessage(p->step.res) : wr_conn_op_error(&p->op);
-        snprintf(p->why, sizeof p->why, "%s: probe failed: %s", c->dsn.name[p->node],
+        if (!ok) snprintf(msg, sizeof msg, "%s: probe returned an unexpected row", c->dsn.name[node]);
+    } else if (!msg[0]) {
+        const char *err = res ? PQresultErrorMessage(res) : "";
+        snprintf(msg, sizeof msg, "%s: probe failed: %s", c->dsn.name[node],
                  err && *err ? err : "no answer before the deadline");
-        wr_mask_secrets(p->why, sizeof p->why, c->dsn.password);
     }
+    wr_mask_secrets(msg, sizeof msg, c->dsn.password);
     pthread_mutex_lock(&c->mu);
-    if (ok) wr_engine_probe_ok(&c->eng, p->node, &got, p->sent_us, now, wr_unix_ms());
-    else wr_engine_node_failed(&c->eng, p->node, now, wr_cluster_rand(c), p->why);
+    if (ok) wr_engine_probe_ok(&c->eng, node, &got, sent_us, now, wr_unix_ms());
+    else wr_engine_node_failed(&c->eng, node, now, wr_cluster_rand(c), msg);
     pthread_mutex_unlock(&c->mu);
+}
+
+static void report(wr_cluster *c, probe *p) {
+    wr_run_status st = p->conn ? wr_conn_op_status(&p->op) : WR_RUN_NOT_SENT;
+    const char *why = p->why[0] ? p->why : p->conn && !p->step.res ? wr_conn_op_error(&p->op) : "";
+    char msg[256];
+    if (p->conn && !p->why[0] && st != WR_RUN_OK)
+        snprintf(msg, sizeof msg, "%s: probe failed: %s", c->dsn.name[p->node],
+                 why && *why ? why : "no answer before the deadline");
+    else snprintf(msg, sizeof msg, "%s", why ? why : "");
+    wr_cluster_probe_report(c, p->node, p->step.res, st, p->sent_us, msg);
+    int ok = st == WR_RUN_OK && p->step.res && PQresultStatus(p->step.res) == PGRES_TUPLES_OK;
     wr_pq_steps_clear(&p->step, 1);
-    if (p->conn) {
-        wr_run_status st = wr_conn_op_status(&p->op);
-        wr_cluster_giveback(c, p->conn, !ok || st != WR_RUN_OK);
-    }
+    if (p->conn) wr_cluster_giveback(c, p->conn, !ok);
 }
 
 void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, int force) {
@@ -89,7 +73,7 @@ void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, i
         probe *p = &ps[k];
         memset(p, 0, sizeof *p);
         p->node = (int)i;
-        int got = take_slot(c, (int)i, &p->conn);
+        int got = wr_cluster_try_borrow(c, (int)i, &p->conn);
         if (got < 0) continue; /* every connection is busy: it is surely up */
         p->fresh = got == 0;
         k++;
@@ -112,7 +96,7 @@ void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, i
                 if (pg) PQfinish(pg);
                 snprintf(p->why, sizeof p->why, "%s: %s", c->dsn.name[p->node], pg ? "out of memory" : why);
                 wr_mask_secrets(p->why, sizeof p->why, c->dsn.password);
-                release_slot(c, p->node);
+                wr_cluster_release_slot(c, p->node);
             }
         }
     }
@@ -151,8 +135,7 @@ void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, i
             if (!wr_conn_op_advance(&p->op, fds[f].revents, now)) p->running = 0;
         }
     }
-    now = wr_now_us();
-    for (int j = 0; j < k; j++) report(c, &ps[j], now);
+    for (int j = 0; j < k; j++) report(c, &ps[j]);
     wr_cluster_note_changes(c);
 }
 

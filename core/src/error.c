@@ -113,6 +113,7 @@ const char *wr_status_name(wr_status s) {
         [WR_ERR_INTERNAL] = "internal_error",
         [WR_ERR_TIMEOUT] = "timeout",
         [WR_ERR_SPLIT_BRAIN] = "split_brain",
+        [WR_ERR_INTERRUPTED] = "interrupted",
     };
     return NAME_OF(names, s);
 }

@@ -67,6 +67,11 @@ void wr_options_engine(const wr_options *o, wr_config *cfg);
  * (the node failed: reported to the engine), or WR_ERR_TIMEOUT (no free
  * slot: nobody is blamed); e says why. Nothing was sent anywhere. */
 wr_status wr_cluster_borrow(wr_cluster *c, int i, uint64_t deadline_us, wr_conn **out, wr_err *e);
+/* Without waiting: an idle connection to node i that is still usable (1,
+ * *out set), a reserved slot for a new connection (0: connect, then
+ * wr_conn_new, or wr_cluster_release_slot on failure), or none free (-1). */
+int wr_cluster_try_borrow(wr_cluster *c, int i, wr_conn **out);
+void wr_cluster_release_slot(wr_cluster *c, int i);
 /* Gives it back; `broken` (or a connection not idle at the server) closes it. */
 void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken);
 
@@ -76,6 +81,30 @@ void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken);
 void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, int force);
 /* Probes the nodes the engine says are due (refresher). */
 void wr_cluster_probe_due(wr_cluster *c);
+
+/* Reports one probe's result to the engine: res is the probe's result (or
+ * NULL), rs how the round trip ended, why a message when it failed. */
+void wr_cluster_probe_report(wr_cluster *c, int node, const PGresult *res, wr_run_status rs,
+                             uint64_t sent_us, const char *why);
+
+/* ---- session.c / async.c ---------------------------------------------------- */
+
+struct wr_session {
+    wr_cluster *c;
+    wr_sess es;         /* the engine's view of this session */
+    wr_err err;
+    wr_conn *tx;        /* the pinned connection of an open transaction */
+    int busy;           /* an operation is in flight (async or blocking) */
+    wr_interrupt_fn interrupt;
+    void *interrupt_arg;
+    char token[WR_TOKEN_BUFSIZE];
+};
+
+/* The error of a finished operation, set on the session from the engine's
+ * outcome and the server's error result (may be NULL). */
+wr_status wr_session_fail(wr_session *s, int code, int node, int commit, const PGresult *error, const char *msg);
+/* Checks a statement's arguments (clearing the session's error first). */
+wr_status wr_session_check_sql(wr_session *s, const char *sql, int nparams, const char *const *params);
 
 /* ---- result.c ------------------------------------------------------------ */
 

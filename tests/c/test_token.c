@@ -569,13 +569,15 @@ static void a_version_2_token_names_no_node_it_cannot_identify(void) {
     for (size_t i = 0; i < N(lasts); i++) {
         wr_timeline t = timeline2(1, 2, lasts[i], 0);
         CHECK(write2(&t, ids, N(ids), 0, buf) > 0);
-        CHECK_STR(buf, "2.1.2.-.0.65000000");
+        /* Nothing pending: no flag; pending on a node it cannot name: the
+         * "pending" flag, so a reader keeps G2. */
+        CHECK_STR(buf, lasts[i] == -1 ? "2.1.2.-.0.65000000" : "2.1.2.-.2.65000000");
     }
     wr_timeline t = timeline2(1, 2, 0, 0);
     CHECK(write2(&t, NULL, 2, 0, buf) > 0); /* no ids at all */
-    CHECK_STR(buf, "2.1.2.-.0.65000000");
+    CHECK_STR(buf, "2.1.2.-.2.65000000");
     CHECK(write2(&t, ids, 0, 0, buf) > 0);
-    CHECK_STR(buf, "2.1.2.-.0.65000000");
+    CHECK_STR(buf, "2.1.2.-.2.65000000");
 }
 
 static void a_signed_version_2_token_ends_with_the_hmac_of_everything_before_it(void) {
@@ -687,7 +689,7 @@ static void app_servers_listing_nodes_in_other_orders_agree_on_the_last_node(voi
     }
 }
 
-static void a_node_id_no_node_has_leaves_no_last_node(void) {
+static void a_node_id_no_node_has_leaves_the_read_pending_on_no_known_node(void) {
     uint32_t ids[3];
     ids_of(NAMES_A, 3, ids);
     uint32_t other[2] = {wr_node_id("pg-d:5432"), wr_node_id("pg-a:5433")};
@@ -695,18 +697,34 @@ static void a_node_id_no_node_has_leaves_no_last_node(void) {
     wr_timeline t = timeline2(2, 0x500, 0, 0), back = sentinel;
     CHECK(write2(&t, ids, 3, 0, buf) > 0);
     CHECK_INT(read2(buf, 0, other, 2, &back, NULL), WR_TOKEN_OK);
-    CHECK_INT(back.last_node, -1);
+    CHECK_INT(back.last_node, -2); /* G2: the next read elsewhere needs a bound */
     CHECK_U64(back.need, 0x500); /* the rest of the timeline still counts */
     CHECK_U64(back.need_tli, 2);
     back = sentinel;
     CHECK_INT(read2(buf, 0, NULL, 3, &back, NULL), WR_TOKEN_OK); /* no ids */
-    CHECK_INT(back.last_node, -1);
+    CHECK_INT(back.last_node, -2); /* G2: the next read elsewhere needs a bound */
     back = sentinel;
     CHECK_INT(read2(buf, 0, ids, 0, &back, NULL), WR_TOKEN_OK); /* no nodes */
-    CHECK_INT(back.last_node, -1);
+    CHECK_INT(back.last_node, -2); /* G2: the next read elsewhere needs a bound */
     back = sentinel;
     CHECK_INT(read2("2.2.500.0.0.65000000", 0, ids, 3, &back, NULL), WR_TOKEN_OK); /* no node has id 0 */
-    CHECK_INT(back.last_node, -1);
+    CHECK_INT(back.last_node, -2); /* G2: the next read elsewhere needs a bound */
+}
+
+static void a_read_pending_on_an_unnamed_node_stays_pending_across_a_token(void) {
+    uint32_t ids[3];
+    ids_of(NAMES_A, 3, ids);
+    char buf[WR_TOKEN_BUFSIZE];
+    wr_timeline t = timeline2(2, 0x500, -2, 0), back = sentinel;
+    CHECK(write2(&t, ids, 3, 0, buf) > 0);
+    CHECK(strstr(buf, ".-.2.") != NULL); /* no node named, flag "pending" */
+    CHECK_INT(read2(buf, 0, ids, 3, &back, NULL), WR_TOKEN_OK);
+    CHECK_INT(back.last_node, -2);
+    t = timeline2(2, 0x500, -1, 0);
+    CHECK(write2(&t, ids, 3, 0, buf) > 0);
+    back = sentinel;
+    CHECK_INT(read2(buf, 0, ids, 3, &back, NULL), WR_TOKEN_OK);
+    CHECK_INT(back.last_node, -1); /* nothing pending */
 }
 
 static void version_1_tokens_still_read_with_timeline_0_and_no_last_node(void) {
@@ -719,14 +737,14 @@ static void version_1_tokens_still_read_with_timeline_0_and_no_last_node(void) {
     CHECK_U64(back.need, 0x10);
     CHECK_U64(back.need_tli, 0);
     CHECK_INT(back.need_unknown, 0);
-    CHECK_INT(back.last_node, -1);
+    CHECK_INT(back.last_node, -2); /* its index means nothing here: pending on no known node */
     CHECK_U64(back.last_read_us, NOW_US);
     /* Signed (printf '1.10.2.65000000' | openssl dgst -sha256 -hmac k3y ...). */
     static const char v1_signed[] = "1.10.2.65000000.PsusBvNnJLz5CRkyjDDbhXTQrOY4UefjCrfjFJKnv40";
     back = sentinel;
     CHECK_INT(read2(v1_signed, 1, ids, 3, &back, NULL), WR_TOKEN_OK);
     CHECK_U64(back.need, 0x10);
-    CHECK_INT(back.last_node, -1);
+    CHECK_INT(back.last_node, -2); /* its index means nothing here: pending on no known node */
     /* What wr_token_encode writes, wr_token_read reads. */
     char buf[WR_TOKEN_BUFSIZE];
     wr_timeline t = timeline(0x16B374D848u, 1);
@@ -793,8 +811,8 @@ static void a_version_2_timeline_has_exactly_one_spelling(void) {
         "2.3.16b374d848..1.65000000", "2.3.16b374d848.--.1.65000000", "2.3.16b374d848.x.1.65000000",
         "2.3.16b374d848.-0.1.65000000", "2.3.16b374d848.abc.-.65000000", "2.-.16b374d848.abc.1.65000000",
         "2.3.16b374d848.abc..65000000", "2..16b374d848.abc.1.65000000",
-        /* flags: only bit 0 is known */
-        "2.3.16b374d848.abc.2.65000000", "2.3.16b374d848.abc.3.65000000", "2.3.16b374d848.abc.f.65000000",
+        /* flags: only bits 0 and 1 are known */
+        "2.3.16b374d848.abc.4.65000000", "2.3.16b374d848.abc.7.65000000", "2.3.16b374d848.abc.f.65000000",
         "2.3.16b374d848.abc.80000000.65000000", "2.3.16b374d848.abc.100000001.65000000",
     };
     for (size_t i = 0; i < N(other); i++) {
@@ -1199,8 +1217,9 @@ int main(void) {
     RUN(version_2_tokens_use_only_cookie_safe_characters);
     RUN(a_version_2_token_gives_back_every_field);
     RUN(app_servers_listing_nodes_in_other_orders_agree_on_the_last_node);
-    RUN(a_node_id_no_node_has_leaves_no_last_node);
+    RUN(a_node_id_no_node_has_leaves_the_read_pending_on_no_known_node);
     RUN(version_1_tokens_still_read_with_timeline_0_and_no_last_node);
+    RUN(a_read_pending_on_an_unnamed_node_stays_pending_across_a_token);
     RUN(the_legacy_decoder_reads_only_version_1);
     RUN(the_legacy_decoder_writes_only_the_fields_a_0_1_timeline_has);
     RUN(a_version_2_timeline_has_exactly_one_spelling);
