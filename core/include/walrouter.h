@@ -229,6 +229,22 @@ wr_status wr_commit(wr_session *s);
 wr_status wr_rollback(wr_session *s);
 int wr_session_in_transaction(const wr_session *s);
 
+/* ---- streaming large results -------------------------------------------------
+ * A read whose rows arrive in chunks, so memory stays flat however many rows
+ * it returns. It runs as a read-only transaction on one replica fresh enough
+ * for the session (or with WR_PRIMARY on the primary), through a server-side
+ * cursor: one snapshot for every chunk (G3). The session is in that
+ * transaction until wr_stream_close. */
+typedef struct wr_stream wr_stream;
+
+wr_status wr_stream_open(wr_session *s, const char *sql, int nparams, const char *const *params,
+                         unsigned flags, wr_stream **out);
+/* The next chunk of at most max_rows rows (0: 1000); *out is NULL once every
+ * row was read. Free each chunk with wr_result_free. */
+wr_status wr_stream_next(wr_stream *st, int max_rows, wr_result **out);
+/* Ends the transaction and frees st (NULL is a no-op). */
+wr_status wr_stream_close(wr_stream *st);
+
 /* ---- the async API ---------------------------------------------------------
  * One operation of a session, driven by the caller's event loop; the
  * blocking calls above are loops over it. Shape (as libpq's connect/poll):

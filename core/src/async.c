@@ -257,8 +257,9 @@ static int word_in(const char *text, const char *word) {
 }
 
 static int changes_session_state(const char *sql, const PGresult *r) {
+    /* A cursor without HOLD ends with its transaction: not session state. */
     static const char *const tags[] = {"SET", "RESET", "LISTEN", "UNLISTEN", "PREPARE", "DEALLOCATE",
-                                       "DECLARE CURSOR", "DISCARD", "LOAD", "CLOSE CURSOR"};
+                                       "DISCARD", "LOAD"};
     const char *tag = r ? PQcmdStatus((PGresult *)r) : "";
     for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
         size_t n = strlen(tags[i]);
@@ -266,7 +267,7 @@ static int changes_session_state(const char *sql, const PGresult *r) {
     }
     static const char *const words[] = {"set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
                                         "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "temp",
-                                        "temporary", "dblink_connect"};
+                                        "temporary", "dblink_connect", "hold"};
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (word_in(sql, words[i])) return 1;
     return 0;
@@ -517,7 +518,7 @@ int wr_async_advance(wr_async *a, int revents) {
         uint64_t now = now_us();
         switch (a->phase) {
         case A_NEXT:
-            if (a->canceled) { /* between round trips: nothing is in flight */
+            if (a->canceled && !a->cancel_sent) { /* between round trips: nothing is in flight */
                 a->st.kind = WR_STEP_DONE;
                 a->st.status = WR_ERR_INTERRUPTED;
                 a->st.node = a->op.node;
