@@ -3,13 +3,18 @@
  *
  *   bench_read DSN [iterations]    (DSN: a primary and ONE replica)
  *
- * Variants, interleaved in blocks so drift hits all alike; each reports the
- * median of per-read latencies and its ratio to raw PQexecParams:
+ * Variants, alternated read by read (the order rotates every read, so each
+ * variant takes each position equally often; periodic work such as refresh
+ * probes falls on all alike); each reports the median and p99 of per-read
+ * latencies and their ratios to raw PQexecParams and raw PQexecPrepared:
  *   raw_exec_params   PQexecParams on the replica (the baseline)
- *   raw_prepared      PQexecPrepared on the replica
+ *   raw_prepared      PQexecPrepared on the replica (blocking libpq)
+ *   nonblocking_prep  the same prepared read through walrouter's I/O layer:
+ *                     non-blocking, pipelined, poll() with a deadline
  *   walrouter_cached  wr_query; the replica's known position covers the need
- *   walrouter_checked wr_query; the known position is forgotten before each
- *                     read, so pg_last_wal_replay_lsn() is piggybacked */
+ *   walrouter_checked wr_query; the known position is set one byte short of
+ *                     the session's need before each read, so
+ *                     pg_last_wal_replay_lsn() is piggybacked */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +24,6 @@
 #include "internal.h"
 
 #define QUERY "SELECT id, v FROM bench_items WHERE id = $1::int"
-#define BLOCK 500
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -32,9 +36,11 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static double median_us(uint64_t *v, int n) {
+/* Sorts v; the q-quantile in microseconds. */
+static double quantile_us(uint64_t *v, int n, double q) {
     qsort(v, (size_t)n, sizeof *v, cmp_u64);
-    return (double)v[n / 2] / 1000.0;
+    int i = (int)(q * (n - 1));
+    return (double)v[i] / 1000.0;
 }
 
 static void die(const char *what, const char *msg) {
@@ -45,8 +51,7 @@ static void die(const char *what, const char *msg) {
 int main(int argc, char **argv) {
     if (argc < 2) die("usage", "bench_read DSN [iterations]");
     int iters = argc > 2 ? atoi(argv[2]) : 10000;
-    if (iters < BLOCK) iters = BLOCK;
-    iters -= iters % BLOCK;
+    if (iters < 100) iters = 100;
 
     wr_cluster *c = NULL;
     if (wr_cluster_open(&c, argv[1], NULL) != WR_OK) die("open", wr_cluster_errmsg(c));
@@ -76,12 +81,17 @@ int main(int argc, char **argv) {
         if (ok) break;
     }
 
-    enum { RAW_PARAMS, RAW_PREPARED, WR_CACHED, WR_CHECKED, NV };
-    static const char *names[NV] = {"raw_exec_params", "raw_prepared", "walrouter_cached", "walrouter_checked"};
+    PGconn *nbpg = wr_conn_connect(&c->dsn, (size_t)replica, wr_now_us() + 10000000u, why, sizeof why);
+    wr_conn *nb = nbpg ? wr_conn_new(nbpg, replica, 1, 64) : NULL;
+    if (!nb) die("non-blocking connect", why);
+
+    enum { RAW_PARAMS, RAW_PREPARED, NB_PREPARED, WR_CACHED, WR_CHECKED, NV };
+    static const char *names[NV] = {"raw_exec_params", "raw_prepared", "nonblocking_prep", "walrouter_cached",
+                                    "walrouter_checked"};
     uint64_t *lat[NV];
     for (int v = 0; v < NV; v++)
         if (!(lat[v] = malloc(sizeof(uint64_t) * (size_t)iters))) die("malloc", "out of memory");
-    int served_replica[NV] = {0}, checked_reason = 0;
+    int served_replica[NV] = {0}, checked_reason = 0, reasons[WR_REASON_COUNT] = {0};
 
     /* Warm up every path (connections, prepared statements). */
     for (int i = 0; i < 200; i++) {
@@ -93,55 +103,83 @@ int main(int argc, char **argv) {
         wr_result_free(r);
         PQclear(PQexecParams(raw, QUERY, 1, NULL, p, NULL, NULL, 0));
         PQclear(PQexecPrepared(raw, "bench", 1, p, NULL, NULL, 0));
+        wr_pq_step step = {.sql = QUERY, .nparams = 1, .params = p};
+        wr_run_opts ro = {.deadline_us = wr_now_us() + 5000000u};
+        wr_conn_run(nb, &step, 1, &ro, why, sizeof why);
+        wr_pq_steps_clear(&step, 1);
     }
 
-    for (int base = 0; base < iters; base += BLOCK) {
-        for (int v = 0; v < NV; v++) {
-            for (int k = 0; k < BLOCK; k++) {
-                int i = base + k;
-                char id[16];
-                snprintf(id, sizeof id, "%d", 1 + i % 1000);
-                const char *p[1] = {id};
-                if (v == WR_CHECKED) { /* forget the replica's position */
-                    pthread_mutex_lock(&c->mu);
-                    c->eng.nodes[replica].lsn = 0;
-                    c->eng.nodes[replica].lsn_at_us = 0;
-                    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; i < iters; i++) {
+        for (int k = 0; k < NV; k++) {
+            int v = (i + k) % NV; /* every variant in every position equally often */
+            char id[16];
+            snprintf(id, sizeof id, "%d", 1 + i % 1000);
+            const char *p[1] = {id};
+            if (v == WR_CHECKED) { /* the known position falls one byte short of the session's need */
+                pthread_mutex_lock(&c->mu);
+                wr_lsn need = s->es.tl.need;
+                wr_engine *e = &c->eng;
+                if (need > 0) {
+                    c->eng.nodes[replica].lsn = need - 1;
+                    /* Keep its staleness bound: the newest primary sample
+                     * is lowered to it too (the replica really is caught up). */
+                    if (e->nsamples) {
+                        wr_sample *newest = &e->samples[(e->sample_head + WR_ENGINE_SAMPLES - 1) % WR_ENGINE_SAMPLES];
+                        if (newest->lsn > need - 1) newest->lsn = need - 1;
+                    }
                 }
-                uint64_t t0 = now_ns();
-                if (v == RAW_PARAMS || v == RAW_PREPARED) {
-                    PGresult *r = v == RAW_PARAMS ? PQexecParams(raw, QUERY, 1, NULL, p, NULL, NULL, 0)
-                                                  : PQexecPrepared(raw, "bench", 1, p, NULL, NULL, 0);
-                    lat[v][i] = now_ns() - t0;
-                    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) die("raw read", PQresultErrorMessage(r));
-                    PQclear(r);
-                    served_replica[v]++;
-                } else {
-                    wr_result *r = NULL;
-                    if (wr_query(s, QUERY, 1, p, 0, &r) != WR_OK) die("read", wr_session_errmsg(s));
-                    lat[v][i] = now_ns() - t0;
-                    if (wr_result_nrows(r) != 1) die("read", "wrong row count");
-                    served_replica[v] += wr_result_node(r) == replica;
-                    checked_reason += v == WR_CHECKED && wr_result_reason(r) == WR_REASON_REPLICA_CHECKED;
-                    wr_result_free(r);
-                }
+                pthread_mutex_unlock(&c->mu);
+            }
+            uint64_t t0 = now_ns();
+            if (v == RAW_PARAMS || v == RAW_PREPARED) {
+                PGresult *r = v == RAW_PARAMS ? PQexecParams(raw, QUERY, 1, NULL, p, NULL, NULL, 0)
+                                              : PQexecPrepared(raw, "bench", 1, p, NULL, NULL, 0);
+                lat[v][i] = now_ns() - t0;
+                if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) die("raw read", PQresultErrorMessage(r));
+                PQclear(r);
+                served_replica[v]++;
+            } else if (v == NB_PREPARED) {
+                wr_pq_step step = {.sql = QUERY, .nparams = 1, .params = p};
+                wr_run_opts ro = {.deadline_us = wr_now_us() + 5000000u};
+                wr_run_status rs = wr_conn_run(nb, &step, 1, &ro, why, sizeof why);
+                lat[v][i] = now_ns() - t0;
+                if (rs != WR_RUN_OK || PQntuples(step.res) != 1) die("non-blocking read", why);
+                wr_pq_steps_clear(&step, 1);
+                served_replica[v]++;
+            } else {
+                wr_result *r = NULL;
+                if (wr_query(s, QUERY, 1, p, 0, &r) != WR_OK) die("read", wr_session_errmsg(s));
+                lat[v][i] = now_ns() - t0;
+                if (wr_result_nrows(r) != 1) die("read", "wrong row count");
+                served_replica[v] += wr_result_node(r) == replica;
+                if (v == WR_CACHED) reasons[wr_result_reason(r) % WR_REASON_COUNT]++;
+                checked_reason += v == WR_CHECKED && wr_result_reason(r) == WR_REASON_REPLICA_CHECKED;
+                wr_result_free(r);
             }
         }
     }
-    double base_us = 0, prepared_us = 0;
-    printf("%d reads per variant on replica %s, query: %s\n", iters, wr_cluster_node_name(c, (size_t)replica), QUERY);
+    double base_us = 0, prepared_us = 0, base99 = 0, prepared99 = 0;
+    printf("%d reads per variant on replica %s, alternated read by read, query: %s\n", iters,
+           wr_cluster_node_name(c, (size_t)replica), QUERY);
     for (int v = 0; v < NV; v++) {
-        double m = median_us(lat[v], iters);
-        if (v == RAW_PARAMS) base_us = m;
-        if (v == RAW_PREPARED) prepared_us = m;
-        char vs_prepared[32] = "";
-        if (v >= RAW_PREPARED) snprintf(vs_prepared, sizeof vs_prepared, "  %.3fx raw PQexecPrepared", m / prepared_us);
-        printf("  %-18s median %8.1f us  %.3fx raw PQexecParams%s  (%d/%d on the replica)\n", names[v], m,
-               m / base_us, vs_prepared, served_replica[v], iters);
+        double m = quantile_us(lat[v], iters, 0.5), p99 = quantile_us(lat[v], iters, 0.99);
+        if (v == RAW_PARAMS) base_us = m, base99 = p99;
+        if (v == RAW_PREPARED) prepared_us = m, prepared99 = p99;
+        char vs_prepared[64] = "";
+        if (v > RAW_PREPARED)
+            snprintf(vs_prepared, sizeof vs_prepared, "  %.3fx / %.3fx raw PQexecPrepared", m / prepared_us,
+                     p99 / prepared99);
+        printf("  %-18s median %7.1f us  p99 %7.1f us  %.3fx / %.3fx raw PQexecParams%s  (%d/%d on the replica)\n",
+               names[v], m, p99, m / base_us, p99 / base99, vs_prepared, served_replica[v], iters);
         free(lat[v]);
     }
+    printf("  cached variant by reason:");
+    for (int k = 0; k < WR_REASON_COUNT; k++)
+        if (reasons[k]) printf(" %s=%d", wr_reason_name((wr_reason)k), reasons[k]);
+    printf("\n");
     printf("  checked variant: %d/%d reads carried the piggybacked check\n", checked_reason, iters);
     PQfinish(raw);
+    wr_conn_free(nb);
     wr_session_free(s);
     wr_cluster_close(c);
     return 0;

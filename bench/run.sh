@@ -17,6 +17,8 @@ echo "== one read decision (no I/O)"
 "$top/build/bench/bench_decide"
 echo "== C: replica read through walrouter vs raw libpq"
 "$top/build/bench/bench_read" "$WR_BENCH_DSN" "$iters"
+echo "== C: reads while a replica is frozen vs healthy (all three nodes)"
+"$top/build/bench/bench_fault" "$("$WR_CLUSTER_SH" uri)" 2000 3
 if [ -f "$top/bench/bench_lua.lua" ]; then
   echo "== Lua: walrouter vs LuaSQL"
   LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;;" LUA_CPATH="$top/build/lua/?.so;;" \
