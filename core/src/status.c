@@ -82,6 +82,9 @@ char *wr_cluster_status_json(wr_cluster *c) {
         FIGURE(&b, "replay_lsn", st.replay_lsn != WR_LSN_INVALID, "\"%s\"", wr_lsn_format(st.replay_lsn, lsn));
         FIGURE(&b, "replay_rate", st.replay_rate >= 0, "%.0f", st.replay_rate);
         FIGURE(&b, "last_check_unix_ms", st.last_check_unix_ms > 0, "%lld", (long long)st.last_check_unix_ms);
+        FIGURE(&b, "timeline", st.timeline > 0, "%u", st.timeline);
+        sb_printf(&b, ", \"fenced\": %s", st.fenced ? "true" : "false");
+        FIGURE(&b, "rtt_ms", st.rtt_ms >= 0, "%.3f", st.rtt_ms);
         sb_printf(&b, ", \"conns_in_use\": %d, \"conns_idle\": %d, \"last_error\": ", st.conns_in_use,
                   st.conns_idle);
         sb_quoted(&b, st.last_error, 1);
@@ -124,7 +127,7 @@ char *wr_cluster_metrics_text(wr_cluster *c) {
     }
     sb_printf(&b, "# HELP walrouter_node_state The node's state (1 for the current one).\n"
                   "# TYPE walrouter_node_state gauge\n");
-    EACH_NODE(i) for (int s = WR_STATE_UP; s <= WR_STATE_DOWN; s++) {
+    EACH_NODE(i) for (int s = WR_STATE_UP; s <= WR_STATE_FENCED; s++) {
         sb_printf(&b, "walrouter_node_state");
         LABEL(i);
         sb_printf(&b, ",state=\"%s\"} %d\n", wr_node_state_name((wr_node_state)s), st[i].state == (wr_node_state)s);
