@@ -153,7 +153,8 @@ typedef struct wr_node_status {
 /* Probes every node now (roles, positions, lag). Thread-safe. */
 wr_status wr_cluster_refresh(wr_cluster *c);
 
-/* Copies node i's status (refreshing first if the last refresh is older than
+/* Copies node i's status as the background probes last saw it (with
+ * no_refresher: probing first the nodes whose last probe is older than
  * refresh_interval_ms). */
 wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out);
 
@@ -207,7 +208,11 @@ void wr_session_set_interrupt(wr_session *s, wr_interrupt_fn fn, void *arg);
 /* Runs a read (SELECT...) with $1..$n text parameters (params[i] NULL is SQL
  * NULL; params may be NULL when nparams is 0). *out receives the result (free
  * with wr_result_free) and may be NULL to discard it. A statement a replica
- * refuses as a write (25006) is re-run on the primary. */
+ * refuses as a write (25006) is re-run on the primary. A read on the primary
+ * (WR_PRIMARY, or no replica fresh enough within read_budget_ms) may write
+ * too: when its connection is lost or silent after sending it is
+ * WR_ERR_UNKNOWN_OUTCOME, never re-sent. A replica that does not answer
+ * within the budget is marked down and the read moves on. */
 wr_status wr_query(wr_session *s, const char *sql, int nparams,
                    const char *const *params, unsigned flags, wr_result **out);
 
