@@ -213,7 +213,6 @@ static void start_run(wr_async *a) {
     /* A replica read moves on at once past its deadline; the primary, a
      * transaction or an interrupt waits for the server's proof. */
     int patient = a->op.on_primary || (st->flags & WR_RUN_PINNED) || a->s->interrupt;
-    if (st->kind == WR_STEP_RUN) patient = patient || st->node == a->s->c->eng.primary;
     a->sent_us = now_us();
     wr_conn_op_start(&a->rop, a->conn, a->steps, n, st->deadline_us, patient ? CANCEL_GRACE_US : 1, a->sent_us);
     a->phase = A_RUN;
