@@ -27,6 +27,7 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 5000
 #define RATE_WINDOW_US 50000 /* least time between two rate samples */
+#define UNKNOWN_LAG_PROBE_US 100000 /* probe period of a replica whose lag is unknown */
 
 void wr_config_resolve(const wr_config *in, wr_config *out) {
     wr_config c = {0};
@@ -367,8 +368,13 @@ uint32_t wr_engine_probes_due(const wr_engine *e, uint64_t now_us) {
     for (uint32_t i = 0; i < e->n; i++) {
         const wr_node_track *n = &e->nodes[i];
         if (!n->up && now_us < n->down_until_us) continue; /* backoff */
-        if (!n->up || !n->placed || n->probed_us == 0 || now_us >= n->probed_us + e->cfg.refresh_interval_us)
-            mask |= 1u << i;
+        uint64_t every = e->cfg.refresh_interval_us;
+        /* A replica whose lag is not known yet (e.g. just after open, a
+         * little behind the primary's first sample) is excluded until a
+         * probe places it: probe it sooner. */
+        if (n->role == WR_ROLE_REPLICA && n->covered_at_us == 0 && every > UNKNOWN_LAG_PROBE_US)
+            every = UNKNOWN_LAG_PROBE_US;
+        if (!n->up || !n->placed || n->probed_us == 0 || now_us >= n->probed_us + every) mask |= 1u << i;
     }
     return mask;
 }

@@ -484,6 +484,21 @@ static void a_replica_probed_before_any_primary_has_unknown_lag_and_serves_no_re
     CHECK(serves_reads(A));
 }
 
+static void a_replica_a_little_behind_the_first_primary_sample_is_probed_again_soon(void) {
+    now = T0;
+    memset(world, 0, sizeof world);
+    CHECK_INT(wr_engine_init(&eng, NULL, names, NNODES), 0);
+    promote(P, 1, 2000);
+    follow(A, 1, 1990); /* behind the only sample: its staleness is not known */
+    CHECK(!serves_reads(A));
+    now += 100 * MS; /* long before the refresh interval */
+    CHECK(wr_engine_probes_due(&eng, now) & BIT(A));
+    CHECK(!(wr_engine_probes_due(&eng, now) & BIT(P)));
+    follow(A, 1, 2000); /* it has the sample now */
+    CHECK(serves_reads(A));
+    CHECK(!(wr_engine_probes_due(&eng, now + 100 * MS) & BIT(A)));
+}
+
 static void a_replica_on_another_timeline_than_the_primary_serves_no_reads(void) {
     cluster();
     unreachable(P);
@@ -1287,6 +1302,7 @@ int main(void) {
     /* lag (G4) */
     RUN(default_lag_limits_are_finite);
     RUN(a_replica_probed_before_any_primary_has_unknown_lag_and_serves_no_reads);
+    RUN(a_replica_a_little_behind_the_first_primary_sample_is_probed_again_soon);
     RUN(a_replica_on_another_timeline_than_the_primary_serves_no_reads);
     RUN(a_replica_whose_replay_stopped_is_excluded_once_max_lag_behind_the_primary);
     RUN(replicas_count_as_stale_while_the_primary_cannot_be_sampled);
