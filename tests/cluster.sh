@@ -87,7 +87,9 @@ load_ports() {
 # its local port (a client's ephemeral port would make the server's bind fail).
 port_taken() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-  command -v ss >/dev/null 2>&1 && [[ -n $(ss -Htan "sport = :$1" 2>/dev/null) ]]
+  # TIME-WAIT leftovers of a previous cluster do not stop the server's bind
+  # (SO_REUSEADDR), so they do not count: clusters keep their ports.
+  command -v ss >/dev/null 2>&1 && [[ -n $(ss -Htan exclude time-wait "sport = :$1" 2>/dev/null) ]]
 }
 
 # A block of 4 ports: nodes 0-2 and node3 (cascade).

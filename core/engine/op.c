@@ -10,8 +10,10 @@
  *   3. need_unknown (an earlier write's outcome or position is unknown):
  *      the primary, until its position settles it.
  *   4. Otherwise wr_decide_read: a cached or checked replica, a wait, or
- *      the primary. A token's need that no replica proves is clamped to
- *      the primary's current position (probed) before waiting on it.
+ *      the primary. A checked replica's rows, and its errors, count only
+ *      when its position covers the need. A token's need that no replica
+ *      proves is clamped to the primary's current position (probed)
+ *      before waiting on it.
  *   5. Moving from a replica to the primary (G2): the replica's snapshot
  *      first; the primary runs the read only behind a check that its own
  *      snapshot shows every transaction the replica showed finished (a
@@ -579,6 +581,16 @@ static void feed_replica(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, u
             op->primary_path = 1;
             op->as_write = 1;
             op->reason = WR_REASON_PRIMARY_READ_ONLY;
+            op->phase = P_DECIDE;
+            return;
+        }
+        if ((op->run_flags & WR_RUN_CHECK_REPLAY) &&
+            (!io->have_replay || !wr_pos_covers(e->nodes[r].tli, io->replay, op->check_tli, op->check_need))) {
+            /* An error is a result too: from a replica behind the need (or
+             * no replica any more) it may come from the past (a table not
+             * created yet: 42P01); discarded like rows (G1, G2). */
+            op->tried |= 1u << r;
+            if (!io->have_replay) op->probe_mask |= 1u << r;
             op->phase = P_DECIDE;
             return;
         }

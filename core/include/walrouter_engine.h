@@ -395,7 +395,15 @@ int wr_probe_parse(const char *const values[7], wr_probe *out);
 #define WR_SQL_SNAPSHOT "SELECT pg_current_snapshot()::text"
 #define WR_SQL_SNAPSHOT_CHECK                                                     \
     "SELECT 1 / (NOT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()) x" \
-    " WHERE pg_visible_in_snapshot(x, $1::pg_snapshot)))::int"
+    " WHERE pg_visible_in_snapshot(x, $1::pg_snapshot))"                          \
+    " AND (SELECT pg_snapshot_xmax($1::pg_snapshot)::text::numeric"               \
+    "  - pg_snapshot_xmax(p)::text::numeric <= (SELECT count(*)"                  \
+    "  FROM pg_snapshot_xip($1::pg_snapshot) x WHERE x >= pg_snapshot_xmax(p))"   \
+    " FROM pg_current_snapshot() p))::int"
+/* (The second half: a transaction the replica shows finished may be at or
+ * past the primary's xmax, unlisted there, e.g. a commit waiting for its
+ * synchronous standby: every xid in [primary xmax, replica xmax) must be one
+ * the replica shows running.) */
 
 typedef struct wr_node_track {
     uint32_t id;            /* wr_node_id(name) */

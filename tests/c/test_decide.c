@@ -676,7 +676,7 @@ static void every_reason_has_its_stable_name(void) {
 static void every_status_and_node_state_has_its_stable_name(void) {
     static const char *const status[] = {"ok", "bad_argument", "bad_token", "connect_error", "sql_error",
                                          "unknown_outcome", "no_primary", "bad_state", "out_of_memory",
-                                         "internal_error", "timeout", "split_brain"};
+                                         "internal_error", "timeout", "split_brain", "interrupted"};
     for (int i = 0; i < (int)N(status); i++) CHECK_STR(wr_status_name((wr_status)i), status[i]);
     CHECK_STR(wr_status_name((wr_status)N(status)), "unknown");
     CHECK_STR(wr_status_name((wr_status)-3), "unknown");
