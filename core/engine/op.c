@@ -299,8 +299,15 @@ static void next_tx(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_step *
     give_run(op, s->tx_node, flags, now + e->cfg.statement_timeout_us, WR_REASON_TRANSACTION, s->tx_primary, out);
 }
 
+static void next_step(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now_us, wr_step *out);
+
 void wr_op_next(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now_us, wr_step *out) {
     if (!op || !s || !e || !out) return;
+    next_step(op, s, e, now_us, out);
+    if (out->kind == WR_STEP_RUN || out->kind == WR_STEP_SNAPSHOT) op->given_us = now_us;
+}
+
+static void next_step(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now_us, wr_step *out) {
     if (op->phase == P_DONE) {
         give_done(op, out);
         return;
@@ -614,8 +621,11 @@ static void feed_replica(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, u
     case WR_IO_TIMEOUT:
     case WR_IO_CHECK_FAILED:
     default:
-        /* A replica cannot write: the read moves on. */
-        wr_engine_node_failed(e, r, now, rand, detail(io));
+        /* A replica cannot write: the read moves on. The node is marked
+         * down unless all it missed was what was left of this read's budget
+         * (less than half of it): a node is blamed only for a fair chance. */
+        if (!io->deadline_hit || op->deadline_us - op->given_us >= e->cfg.budget_us / 2)
+            wr_engine_node_failed(e, r, now, rand, detail(io));
         op->tried |= 1u << r;
         op->phase = P_DECIDE;
         return;

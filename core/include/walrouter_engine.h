@@ -651,6 +651,9 @@ typedef struct wr_io {
     uint64_t sent_us;       /* when the round trip was sent */
     const char *snapshot;   /* SNAPSHOT: the text (copied by the engine) */
     const char *detail;     /* the connection's error, for messages */
+    int32_t deadline_hit;   /* NOT_SENT/TIMEOUT: it was the step's deadline
+                               that passed, not an error of the node */
+    int32_t pad;
 } wr_io;
 
 typedef struct wr_op {
@@ -674,6 +677,7 @@ typedef struct wr_op {
     wr_lsn check_need;      /* CHECK_REPLAY: the rows count only if replay covers this */
     wr_lsn cached_lsn;      /* CACHED: the position that made the replica fresh */
     uint64_t deadline_us;   /* of the last RUN */
+    uint64_t given_us;      /* when the last RUN/SNAPSHOT was given */
     int32_t snap_state;     /* 0 none, 1 asked, 2 have, 3 unavailable */
     int32_t status;         /* DONE: WR_E_* */
     char snapshot[1024];    /* the replica's snapshot for SNAPSHOT_CHECK */

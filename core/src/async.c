@@ -176,7 +176,7 @@ static void feed(wr_async *a, wr_io *io) {
 
 /* Nothing could be sent: no connection (NOT_SENT), or none free (BUSY). */
 static void feed_unsent(wr_async *a, wr_io_outcome outcome, const char *why) {
-    wr_io io = {.outcome = outcome, .detail = why};
+    wr_io io = {.outcome = outcome, .detail = why, .deadline_hit = now_us() >= a->st.deadline_us};
     if (a->st.kind == WR_STEP_SNAPSHOT || a->st.kind == WR_STEP_RUN) feed(a, &io);
     a->phase = A_NEXT;
 }
@@ -277,7 +277,7 @@ static void finish_run(wr_async *a) {
     wr_run_status rs = wr_conn_op_status(&a->rop);
     snprintf(a->detail, sizeof a->detail, "%s", wr_conn_op_error(&a->rop));
     wr_mask_secrets(a->detail, sizeof a->detail, wr_cluster_secret(a->s->c));
-    wr_io io = {.sent_us = a->sent_us, .detail = a->detail};
+    wr_io io = {.sent_us = a->sent_us, .detail = a->detail, .deadline_hit = now_us() >= a->st.deadline_us};
     char snap[sizeof a->op.snapshot];
     int broken = 0;
     if (rs != WR_RUN_OK && rs != WR_RUN_CANCELED) {
@@ -392,8 +392,9 @@ static void connected(wr_async *a, int probing) {
         if (pg) PQfinish(pg);
         wr_cluster_release_slot(s->c, node);
         a->reserved = 0;
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s: %s", s->c->dsn.name[node], pg ? "out of memory" : why);
+        char msg[512]; /* a connect error names the node already */
+        if (pg) snprintf(msg, sizeof msg, "%s: out of memory", s->c->dsn.name[node]);
+        else snprintf(msg, sizeof msg, "%s", why);
         wr_mask_secrets(msg, sizeof msg, wr_cluster_secret(s->c));
         if (probing) {
             wr_cluster_probe_report(s->c, node, NULL, WR_RUN_NOT_SENT, now_us(), msg);

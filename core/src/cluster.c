@@ -47,7 +47,11 @@ static void describe_failures(wr_cluster *c, char *msg, size_t cap) {
     msg[0] = '\0';
     for (size_t i = 0; i < c->n; i++) {
         size_t len = strlen(msg);
-        snprintf(msg + len, cap - len, "%s%s: %s", i ? "; " : "", c->dsn.name[i], c->eng.nodes[i].last_error);
+        const char *why = c->eng.nodes[i].last_error;
+        size_t nl = strlen(c->dsn.name[i]);
+        if (strncmp(why, c->dsn.name[i], nl) == 0 && why[nl] == ':') /* it names the node already */
+            snprintf(msg + len, cap - len, "%s%s", i ? "; " : "", why);
+        else snprintf(msg + len, cap - len, "%s%s: %s", i ? "; " : "", c->dsn.name[i], why);
     }
 }
 
@@ -119,70 +123,6 @@ int wr_cluster_primary(wr_cluster *c) {
 }
 
 /* ---- pools ----------------------------------------------------------------- */
-
-static void timespec_of(uint64_t mono_us, struct timespec *ts) {
-    /* pthread_cond_timedwait takes CLOCK_REALTIME: convert the distance. */
-    uint64_t now = wr_now_us();
-    uint64_t left = mono_us > now ? mono_us - now : 0;
-    clock_gettime(CLOCK_REALTIME, ts);
-    uint64_t ns = (uint64_t)ts->tv_nsec + (left % 1000000u) * 1000u;
-    ts->tv_sec += (time_t)(left / 1000000u + ns / 1000000000u);
-    ts->tv_nsec = (long)(ns % 1000000000u);
-}
-
-wr_status wr_cluster_borrow(wr_cluster *c, int i, uint64_t deadline_us, wr_conn **out, wr_err *e) {
-    *out = NULL;
-    if (i < 0 || (size_t)i >= c->n) return wr_err_set(e, NULL, WR_ERR_INTERNAL, -1, NULL, "no such node %d", i);
-    wr_pool *pool = &c->pool[i];
-    pthread_mutex_lock(&c->mu);
-    for (;;) {
-        while (pool->idle) {
-            wr_conn *conn = pool->idle;
-            pool->idle = conn->next;
-            pool->nidle--;
-            pool->in_use++;
-            conn->next = NULL;
-            pthread_mutex_unlock(&c->mu);
-            if (wr_conn_idle_ok(conn)) {
-                *out = conn;
-                return WR_OK;
-            }
-            wr_conn_free(conn); /* the server closed it while it was idle */
-            pthread_mutex_lock(&c->mu);
-            pool->in_use--;
-        }
-        if (pool->in_use < (int)c->opt.pool_max) break;
-        if (wr_now_us() >= deadline_us) {
-            int used = pool->in_use;
-            pthread_mutex_unlock(&c->mu);
-            return wr_err_set(e, NULL, WR_ERR_TIMEOUT, i, NULL,
-                              "no free connection to %s: all %d (pool_max) are in use", c->dsn.name[i], used);
-        }
-        struct timespec until;
-        timespec_of(deadline_us, &until);
-        pool->waiting++;
-        pthread_cond_timedwait(&c->freed, &c->mu, &until);
-        pool->waiting--;
-    }
-    pool->in_use++;
-    pthread_mutex_unlock(&c->mu);
-
-    char why[256];
-    PGconn *pg = wr_conn_connect(&c->dsn, (size_t)i, deadline_us, why, sizeof why);
-    wr_conn *conn = pg ? wr_conn_new(pg, i, !c->opt.no_stmt_cache, c->opt.stmt_cache_size) : NULL;
-    if (!conn) {
-        if (pg) PQfinish(pg);
-        wr_status st = wr_err_set(e, c->dsn.password, pg ? WR_ERR_NOMEM : WR_ERR_CONNECT, i, NULL, "%s: %s",
-                                  c->dsn.name[i], pg ? "out of memory" : why);
-        pthread_mutex_lock(&c->mu);
-        pool->in_use--;
-        pthread_cond_broadcast(&c->freed);
-        pthread_mutex_unlock(&c->mu);
-        return st;
-    }
-    *out = conn;
-    return WR_OK;
-}
 
 int wr_cluster_try_borrow(wr_cluster *c, int i, wr_conn **out) {
     wr_pool *pool = &c->pool[i];

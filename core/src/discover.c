@@ -14,6 +14,8 @@ typedef struct probe {
     int node;
     wr_conn *conn;
     int fresh;        /* conn still to be made */
+    wr_connect_op cop;
+    int connecting;   /* cop in progress */
     wr_pq_step step;
     wr_conn_op op;
     int running;
@@ -60,6 +62,32 @@ static void report(wr_cluster *c, probe *p) {
     if (p->conn) wr_cluster_giveback(c, p->conn, !ok);
 }
 
+static void start_probe(probe *p, uint64_t deadline_us, uint64_t now) {
+    p->step = (wr_pq_step){.sql = WR_SQL_PROBE};
+    p->sent_us = now;
+    wr_conn_op_start(&p->op, p->conn, &p->step, 1, deadline_us, 200000, now);
+    p->running = 1; /* also when it finished at once: the loop reports it */
+}
+
+/* A node's connect is over: probe it, or report why not. */
+static void connected(wr_cluster *c, probe *p, uint64_t deadline_us, uint64_t now) {
+    char why[256];
+    PGconn *pg = wr_connect_op_take(&p->cop, why, sizeof why);
+    p->connecting = 0;
+    p->conn = pg ? wr_conn_new(pg, p->node, !c->opt.no_stmt_cache, c->opt.stmt_cache_size) : NULL;
+    if (p->conn) {
+        start_probe(p, deadline_us, now);
+        return;
+    }
+    if (pg) PQfinish(pg);
+    /* The connect error already names the node. */
+    if (pg) snprintf(p->why, sizeof p->why, "%s: out of memory", c->dsn.name[p->node]);
+    else snprintf(p->why, sizeof p->why, "%s", why);
+    wr_mask_secrets(p->why, sizeof p->why, c->dsn.password);
+    wr_cluster_release_slot(c, p->node);
+    report(c, p);
+}
+
 void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, int force) {
     probe ps[WR_MAX_NODES];
     int k = 0;
@@ -78,48 +106,29 @@ void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, i
         p->fresh = got == 0;
         k++;
     }
-    /* Connect the nodes that need it, all at once. */
-    int want[WR_MAX_NODES], nwant = 0;
-    for (int j = 0; j < k; j++)
-        if (ps[j].fresh) want[nwant++] = ps[j].node;
-    if (nwant) {
-        PGconn *pgs[WR_MAX_NODES];
-        char errs[WR_MAX_NODES][256];
-        wr_conn_connect_many(&c->dsn, want, nwant, deadline_us, pgs, errs);
-        for (int j = 0, w = 0; j < k; j++) {
-            probe *p = &ps[j];
-            if (!p->fresh) continue;
-            PGconn *pg = pgs[w];
-            const char *why = errs[w++];
-            p->conn = pg ? wr_conn_new(pg, p->node, !c->opt.no_stmt_cache, c->opt.stmt_cache_size) : NULL;
-            if (!p->conn) {
-                if (pg) PQfinish(pg);
-                snprintf(p->why, sizeof p->why, "%s: %s", c->dsn.name[p->node], pg ? "out of memory" : why);
-                wr_mask_secrets(p->why, sizeof p->why, c->dsn.password);
-                wr_cluster_release_slot(c, p->node);
-            }
-        }
-    }
-    /* Probe every connected node at once. */
+    /* Connect the nodes that need it and probe every node, all in one poll
+     * loop: a node's probe starts as soon as it is connected, so a silent
+     * host (whose connect lasts until the deadline) never leaves the others
+     * too little time, and each node is reported as soon as it is done. */
     now = wr_now_us();
     for (int j = 0; j < k; j++) {
         probe *p = &ps[j];
-        if (!p->conn) continue;
-        p->step = (wr_pq_step){.sql = WR_SQL_PROBE};
-        p->sent_us = now;
-        wr_conn_op_start(&p->op, p->conn, &p->step, 1, deadline_us, 200000, now);
-        p->running = 1;
+        if (p->fresh) p->connecting = 1;
+        if (p->fresh && wr_connect_op_start(&p->cop, &c->dsn, (size_t)p->node, deadline_us) != 0)
+            connected(c, p, deadline_us, now);
+        else if (!p->fresh) start_probe(p, deadline_us, now);
     }
     for (;;) {
         struct pollfd fds[WR_MAX_NODES];
         int idx[WR_MAX_NODES], nf = 0;
         uint64_t wake = UINT64_MAX;
         for (int j = 0; j < k; j++) {
-            if (!ps[j].running) continue;
+            if (!ps[j].connecting && !ps[j].running) continue;
             int fd;
             short ev;
             uint64_t w;
-            wr_conn_op_poll(&ps[j].op, &fd, &ev, &w);
+            if (ps[j].connecting) wr_connect_op_poll(&ps[j].cop, &fd, &ev, &w);
+            else wr_conn_op_poll(&ps[j].op, &fd, &ev, &w);
             if (w < wake) wake = w;
             fds[nf] = (struct pollfd){.fd = fd, .events = ev};
             idx[nf++] = j;
@@ -132,10 +141,14 @@ void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, i
         now = wr_now_us();
         for (int f = 0; f < nf; f++) {
             probe *p = &ps[idx[f]];
-            if (!wr_conn_op_advance(&p->op, fds[f].revents, now)) p->running = 0;
+            if (p->connecting) {
+                if (!wr_connect_op_advance(&p->cop, fds[f].revents, now)) connected(c, p, deadline_us, now);
+            } else if (!wr_conn_op_advance(&p->op, fds[f].revents, now)) {
+                p->running = 0;
+                report(c, p);
+            }
         }
     }
-    for (int j = 0; j < k; j++) report(c, &ps[j]);
     wr_cluster_note_changes(c);
 }
 

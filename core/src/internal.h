@@ -61,15 +61,10 @@ const char *wr_cluster_secret(const wr_cluster *c);
 /* The engine's configuration from the options. */
 void wr_options_engine(const wr_options *o, wr_config *cfg);
 
-/* Borrows a connection to node i before deadline_us: an idle one, or a new
- * one (connected without blocking past the deadline). Waits for a free slot
- * when pool_max connections are lent out. Returns WR_OK, WR_ERR_CONNECT
- * (the node failed: reported to the engine), or WR_ERR_TIMEOUT (no free
- * slot: nobody is blamed); e says why. Nothing was sent anywhere. */
-wr_status wr_cluster_borrow(wr_cluster *c, int i, uint64_t deadline_us, wr_conn **out, wr_err *e);
 /* Without waiting: an idle connection to node i that is still usable (1,
  * *out set), a reserved slot for a new connection (0: connect, then
- * wr_conn_new, or wr_cluster_release_slot on failure), or none free (-1). */
+ * wr_conn_new, or wr_cluster_release_slot on failure), or none free (-1:
+ * pool_max reached; the async machine looks again until its deadline). */
 int wr_cluster_try_borrow(wr_cluster *c, int i, wr_conn **out);
 void wr_cluster_release_slot(wr_cluster *c, int i);
 /* Gives it back; `broken` (or a connection not idle at the server) closes it. */

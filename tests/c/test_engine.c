@@ -499,6 +499,33 @@ static void a_replica_a_little_behind_the_first_primary_sample_is_probed_again_s
     CHECK(!(wr_engine_probes_due(&eng, now + 100 * MS) & BIT(A)));
 }
 
+static void a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it(void) {
+    cluster();
+    wr_sess s;
+    wr_sess_init(&s, 0);
+    wr_op op;
+    wr_step st;
+    wr_op_start(&op, WR_OP_READ, now);
+    wr_op_next(&op, &s, &eng, now, &st);
+    CHECK_INT(st.kind, WR_STEP_RUN);
+    int first = st.node;
+    CHECK(st.deadline_us - now >= BUDGET); /* a whole budget for the first replica */
+    now = st.deadline_us;                   /* it never answered: it is blamed */
+    wr_io lost = {.outcome = WR_IO_TIMEOUT, .deadline_hit = 1, .detail = "no answer"};
+    wr_op_feed(&op, &s, &eng, &lost, now, 0);
+    CHECK(!eng.nodes[first].up);
+    wr_op_next(&op, &s, &eng, now, &st);
+    CHECK_INT(st.kind, WR_STEP_RUN);
+    int second = st.node;
+    CHECK(second != first);
+    CHECK(st.deadline_us - now < BUDGET / 2); /* what is left of the read */
+    now = st.deadline_us;                      /* its connect did not finish in that */
+    wr_io unsent = {.outcome = WR_IO_NOT_SENT, .deadline_hit = 1, .detail = "connect timed out"};
+    wr_op_feed(&op, &s, &eng, &unsent, now, 0);
+    CHECK(eng.nodes[second].up); /* not blamed: the read moves on */
+    CHECK(serves_reads(second));
+}
+
 static void a_replica_on_another_timeline_than_the_primary_serves_no_reads(void) {
     cluster();
     unreachable(P);
@@ -1303,6 +1330,7 @@ int main(void) {
     RUN(default_lag_limits_are_finite);
     RUN(a_replica_probed_before_any_primary_has_unknown_lag_and_serves_no_reads);
     RUN(a_replica_a_little_behind_the_first_primary_sample_is_probed_again_soon);
+    RUN(a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it);
     RUN(a_replica_on_another_timeline_than_the_primary_serves_no_reads);
     RUN(a_replica_whose_replay_stopped_is_excluded_once_max_lag_behind_the_primary);
     RUN(replicas_count_as_stale_while_the_primary_cannot_be_sampled);
