@@ -244,13 +244,19 @@ static int failed(const PGresult *r) {
  * connection must never serve another session: by its command tag, or by
  * the functions its text calls. Conservative: a false alarm only costs a
  * new connection. */
-static int word_in(const char *text, const char *word) {
-    size_t n = strlen(word);
-    for (const char *p = text; *p; p++) {
-        if (strncasecmp(p, word, n) != 0) continue;
-        int before = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        int after = !(isalnum((unsigned char)p[n]) || p[n] == '_');
-        if (before && after) return 1;
+static int is_word_char(unsigned char c) { return isalnum(c) || c == '_'; }
+
+/* Whether any of words (lowercase) is a whole word of text, ignoring case:
+ * one pass over the text's words. */
+static int any_word_in(const char *text, const char *const *words, size_t nwords) {
+    const char *p = text;
+    while (*p) {
+        while (*p && !is_word_char((unsigned char)*p)) p++;
+        const char *start = p;
+        while (is_word_char((unsigned char)*p)) p++;
+        size_t len = (size_t)(p - start);
+        for (size_t i = 0; len >= 4 && i < nwords; i++)
+            if (strlen(words[i]) == len && strncasecmp(start, words[i], len) == 0) return 1;
     }
     return 0;
 }
@@ -267,9 +273,7 @@ static int changes_session_state(const char *sql, const PGresult *r) {
     static const char *const words[] = {"set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
                                         "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "temp",
                                         "temporary", "dblink_connect", "hold"};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (word_in(sql, words[i])) return 1;
-    return 0;
+    return any_word_in(sql, words, sizeof words / sizeof words[0]);
 }
 
 /* The round trip ended: what happened, for the engine. */
