@@ -86,7 +86,9 @@ wr_choice wr_decide_read(const wr_timeline *t, const wr_node_view *nodes, size_t
         int is_last = (int)i == last;
         if (!is_last && !other_ok) continue;
         eligible |= 1u << i;
-        if (wr_pos_covers(v->tli, v->lsn, t->need_tli, need_of(t, (int)i, need_other))) {
+        /* A replica this read already tried (behind, failed, or out of
+         * time) is not tried again before a wait, cached or not. */
+        if (!(tried >> i & 1u) && wr_pos_covers(v->tli, v->lsn, t->need_tli, need_of(t, (int)i, need_other))) {
             covered |= 1u << i;
             ncovered++;
         }

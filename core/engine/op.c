@@ -20,8 +20,10 @@
  *      standby can show a commit first, for the whole wait under
  *      synchronous_commit = remote_apply). While the check fails the read
  *      waits, within its budget; after that it fails (WR_E_TIMEOUT), it
- *      never goes back in time. An unreachable replica gives no snapshot:
- *      the primary then reads without the check.
+ *      never goes back in time. A replica that gives no snapshot within a
+ *      whole budget: the primary reads behind a check that no commit waits
+ *      for a synchronous standby (the only time a commit is invisible on
+ *      the primary), with the same waits.
  * The primary (G5, G7):
  *   6. Writes go to the elected primary only (nodes.c). A statement on the
  *      primary is re-sent only when it provably did not run: no connection
@@ -169,7 +171,7 @@ static void next_primary(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_s
         memset(out, 0, sizeof *out);
         out->kind = WR_STEP_SNAPSHOT;
         out->node = s->tl.last_node;
-        out->deadline_us = read_deadline(op, e, now);
+        out->deadline_us = now + e->cfg.budget_us; /* a whole budget: a fair chance */
         op->phase = P_SNAP;
         op->node = s->tl.last_node;
         return;
@@ -178,6 +180,7 @@ static void next_primary(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_s
     if (op->kind != WR_OP_BEGIN) flags |= WR_RUN_INSERT_POS;
     if (op->kind == WR_OP_BEGIN || op->kind == WR_OP_BEGIN_READ_ONLY) flags |= WR_RUN_KEEP;
     if (pending && op->snap_state == 2) flags |= WR_RUN_SNAPSHOT_CHECK;
+    if (pending && op->snap_state == 3) flags |= WR_RUN_SYNCREP_CHECK;
     wr_reason why = op->kind == WR_OP_WRITE ? WR_REASON_WRITE
                     : op->kind == WR_OP_BEGIN ? WR_REASON_TRANSACTION
                     : op->kind == WR_OP_READ_PRIMARY ? WR_REASON_PRIMARY_FORCED
@@ -256,6 +259,7 @@ static void next_read(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_step
             (s->tl.need_tli == 0 || s->tl.need_tli == pn->tli)) {
             s->tl.need = pn->lsn; /* beyond the primary: nothing can prove more */
             if (s->tl.need_tli == 0) s->tl.need_tli = pn->tli;
+            op->tried = 0; /* replicas behind the old need may serve the new one */
         }
         next_read(op, s, e, now, out);
         return;

@@ -211,8 +211,9 @@ typedef struct wr_choice {
  *   nodes, n   current view of every node (n <= 32)
  *   start_us   when this read began (its retries share one budget)
  *   now_us     now
- *   tried      bit i set: replica i was checked during this read and was
- *              behind (do not CHECK it again before a WAIT)
+ *   tried      bit i set: replica i was tried during this read and was
+ *              behind, failed or ran out of time (not chosen again, cached
+ *              or checked, before a WAIT)
  *   waited     nonzero once this read has waited at least once
  * Rules, in order:
  *   1. a replica (up, not excluded) whose known position covers its need:
@@ -400,6 +401,12 @@ int wr_probe_parse(const char *const values[7], wr_probe *out);
     "  - pg_snapshot_xmax(p)::text::numeric <= (SELECT count(*)"                  \
     "  FROM pg_snapshot_xip($1::pg_snapshot) x WHERE x >= pg_snapshot_xmax(p))"   \
     " FROM pg_current_snapshot() p))::int"
+/* Without the replica's snapshot (the replica is unreachable): fails while
+ * any commit on the primary waits for a synchronous standby, the only time a
+ * committed transaction is invisible there. Needs pg_read_all_stats (or
+ * pg_monitor) to see other users' sessions. */
+#define WR_SQL_SYNCREP_CHECK                                                      \
+    "SELECT 1 / (NOT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event = 'SyncRep'))::int"
 /* (The second half: a transaction the replica shows finished may be at or
  * past the primary's xmax, unlisted there, e.g. a commit waiting for its
  * synchronous standby: every xid in [primary xmax, replica xmax) must be one
@@ -590,6 +597,9 @@ typedef enum wr_step_kind {
 #define WR_RUN_INSERT_POS 4u
 #define WR_RUN_KEEP 8u
 #define WR_RUN_PINNED 16u
+#define WR_RUN_SYNCREP_CHECK 32u /* in place of SNAPSHOT_CHECK when the replica's
+                                    snapshot could not be had: fails while any
+                                    commit waits for a synchronous standby */
 #define WR_PROBE_FORCE 1u
 
 /* Engine-level outcomes (a superset of the executor's wr_status codes,

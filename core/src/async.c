@@ -200,6 +200,9 @@ static void start_run(wr_async *a) {
             a->snap_param[0] = a->op.snapshot;
             a->steps[n] = (wr_pq_step){.sql = WR_SQL_SNAPSHOT_CHECK, .nparams = 1, .params = a->snap_param};
             a->i_snap = n++;
+        } else if (st->flags & WR_RUN_SYNCREP_CHECK) {
+            a->steps[n] = (wr_pq_step){.sql = WR_SQL_SYNCREP_CHECK};
+            a->i_snap = n++; /* fails the same way: the statement never runs */
         }
         a->steps[n] = (wr_pq_step){.sql = a->sql, .nparams = a->np, .params = (const char *const *)a->pv,
                                    .sync_after = (st->flags & WR_RUN_INSERT_POS) != 0};

@@ -156,10 +156,10 @@ void wr_cluster_probe_due(wr_cluster *c) {
     uint64_t now = wr_now_us();
     pthread_mutex_lock(&c->mu);
     uint32_t due = wr_engine_probes_due(&c->eng, now);
-    /* A probe waits at most a refresh interval (at least 1 s), so a frozen
-     * node delays the next round by that much only. */
-    uint64_t timeout = c->eng.cfg.refresh_interval_us < 1000000 ? 1000000 : c->eng.cfg.refresh_interval_us;
-    if (timeout > c->eng.cfg.connect_timeout_us) timeout = c->eng.cfg.connect_timeout_us;
+    /* A probe (and the connect it may need) waits at most the connect
+     * timeout; each node is reported as soon as it is done, so a frozen one
+     * only delays the next round, never the others' results. */
+    uint64_t timeout = c->eng.cfg.connect_timeout_us;
     pthread_mutex_unlock(&c->mu);
     if (due) wr_cluster_probe_mask(c, due, now + timeout, 0);
 }

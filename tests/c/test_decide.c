@@ -316,6 +316,18 @@ static void tried_replicas_are_not_checked_again_before_a_wait(void) {
     CHECK_INT(c.node, -1);
 }
 
+static void a_fresh_replica_this_read_already_tried_is_not_read_again_before_a_wait(void) {
+    /* C was read and ran out of time (or failed): its cached position does
+     * not bring the read back to it; B is checked, then the read waits. */
+    wr_timeline t = session(1000, C, 0);
+    wr_node_view v[] = {primary(1200, T0), replica(600, T0), replica(900, T0), replica(1100, T0)};
+    wr_choice c = later(&t, v, N(v), MS, BIT(C) | BIT(A), 0);
+    CHECK(c.node != C);
+    c = later(&t, v, N(v), 2 * policy.budget_us, BIT(A) | BIT(B) | BIT(C), 1);
+    CHECK_INT(c.action, WR_ACT_PRIMARY); /* budget spent: no loop on C */
+    CHECK_INT(c.reason, WR_REASON_PRIMARY_BUDGET);
+}
+
 static void a_fresh_replica_after_one_was_behind_is_read_as_other(void) {
     /* B was checked and behind; meanwhile C's known position covers. */
     wr_timeline t = session(1000, -1, 0);
@@ -642,7 +654,7 @@ static void random_views_never_break_the_guarantees(void) {
             ok = x && x->role == WR_ROLE_REPLICA && x->up && !x->excluded && c.need >= t.need &&
                  bound_ok(&t, v, m, c.node, c.need);
             if (ok && c.action == WR_ACT_CACHED) ok = x->lsn >= c.need;
-            if (ok && c.action == WR_ACT_CHECK) ok = !(tried >> c.node & 1u);
+            if (ok) ok = !(tried >> c.node & 1u); /* never a replica this read already tried */
         } else if (c.action == WR_ACT_WAIT) {
             ok = elapsed < p.budget_us && c.wait_us > 0 && c.wait_us <= p.retry_interval_us &&
                  c.wait_us <= p.budget_us - elapsed;
@@ -654,7 +666,7 @@ static void random_views_never_break_the_guarantees(void) {
         /* Sticky: a usable last node that covers the need is always read. */
         int L = t.last_node;
         if (L >= 0 && (size_t)L < m && v[L].role == WR_ROLE_REPLICA && v[L].up && !v[L].excluded &&
-            v[L].lsn >= t.need)
+            v[L].lsn >= t.need && !(tried >> L & 1u))
             ok = ok && c.action == WR_ACT_CACHED && c.node == L;
         if (!ok && bad++ < 5) fprintf(stderr, "  round %d: action %d node %d\n", round, c.action, c.node);
     }
@@ -712,6 +724,7 @@ int main(void) {
     RUN(the_check_goes_to_the_replica_known_furthest_ahead);
     RUN(on_a_tie_the_check_goes_to_the_last_node);
     RUN(tried_replicas_are_not_checked_again_before_a_wait);
+    RUN(a_fresh_replica_this_read_already_tried_is_not_read_again_before_a_wait);
     RUN(a_fresh_replica_after_one_was_behind_is_read_as_other);
     RUN(a_replica_not_yet_tried_is_checked_even_when_the_budget_is_spent);
     RUN(the_read_waits_within_the_budget_when_every_replica_was_behind);
