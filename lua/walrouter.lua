@@ -14,12 +14,17 @@
 -- Runtime failures return nil, err (err.message, err.code, err.sqlstate,
 -- err.node); misuse (wrong argument types, a closed handle) raises.
 --
+-- A call waiting on the network returns nil, err (err.code "interrupted")
+-- on Ctrl-C, after canceling its statement on the server, and the signal is
+-- raised again for the previous handler (lua5.4's says "interrupted!").
+--
 -- The C module `walrouter.core` supplies the handles and their primitive
 -- methods (query, query_primary, exec, begin, commit, rollback, token,
--- resume, require, need, close, node_status, status_json, metrics,
--- poll_events, on_event, start_refresher, ...); this file adds the friendly
--- ones (transaction, status, nodes, events) to the same method tables, and
--- delivers events to a cluster's handler, so the split stays invisible.
+-- resume, require, need, close, stream_open, node_status, status_json,
+-- metrics, poll_events, on_event, start_refresher, ...); this file adds the
+-- friendly ones (transaction, stream, status, nodes, events) to the same
+-- method tables, and delivers events to a cluster's handler, so the split
+-- stays invisible.
 local core = require "walrouter.core"
 local format = require "walrouter.format"
 
@@ -166,6 +171,109 @@ function Session:transaction(fn, opts)
   if not ok then return nil, err end
   if res[2] == nil then return true end
   return table.unpack(res, 2, res.n)
+end
+
+-- ---- streaming ---------------------------------------------------------
+
+local Stream = {}
+local stream_mt = {
+  __name = "walrouter.stream",
+  __index = Stream,
+}
+
+local stream_keys = { chunk = true, primary = true }
+
+-- The next row, or nil once every row was read (the stream is then closed).
+-- An error is raised, after closing the stream: an iterator that returned
+-- nil, err would end the loop as if every row had been read.
+local function next_row(st)
+  local i = st.i + 1
+  if i <= st.n then
+    st.i = i
+    return st.rows[i]
+  end
+  if st.done then return nil end
+  local rows, err = st.handle:fetch(st.chunk)
+  if not rows then
+    st.done, st.rows, st.n, st.i = true, nil, 0, 0
+    st.handle:close()
+    if rows == nil then error(err, 0) end
+    return nil
+  end
+  st.rows, st.n, st.i = rows, #rows, 1
+  if st.columns == nil then
+    st.columns, st.node, st.reason = rows.columns, rows.node, rows.reason
+  end
+  return rows[1]
+end
+
+stream_mt.__call = next_row
+
+--- stream:close() -> true | nil, err: ends the stream's transaction (the
+-- rows not read are dropped). Idempotent; `<close>`, the end of a generic
+-- for and the collector close it too.
+function Stream:close()
+  self.done, self.rows, self.n, self.i = true, nil, 0, 0
+  return self.handle:close()
+end
+
+stream_mt.__close = function(st) st:close() end
+
+--- stream:closed() -> true once every row was read or it was closed.
+function Stream:closed()
+  return self.handle:closed()
+end
+
+stream_mt.__tostring = function(st)
+  return ("walrouter.stream (%s%s)"):format(st.handle:closed() and "closed" or "open",
+    st.node and ("; node " .. st.node) or "")
+end
+
+--- session:stream(sql, ...) -> stream, nil, nil, stream
+-- session:stream({sql, chunk = 1000, primary = false}, ...)
+-- A read whose rows arrive in chunks (1000 by default), so memory stays
+-- flat however many rows it returns:
+--
+--   for row in s:stream("SELECT id, v FROM big WHERE v > $1", x) do ... end
+--
+-- It runs as a read-only transaction on one replica fresh enough for the
+-- session (primary = true: on the primary), through a server-side cursor:
+-- one snapshot for every chunk. The session is in that transaction until
+-- the stream is closed: at the end of the loop (also on break or error,
+-- through the generic for's closing value), by stream:close(), `<close>`
+-- or the collector. As io.lines does, it raises its errors (the walrouter
+-- error object) instead of returning nil, err, which a for loop would read
+-- as the end of the rows. The stream's first chunk is read at once, so
+-- stream.columns, stream.node and stream.reason are set when it returns
+-- (nil when there is no row).
+function Session:stream(sql, ...)
+  local chunk, primary = 1000, false
+  if type(sql) == "table" then
+    local spec = sql
+    for k in pairs(spec) do
+      if k ~= 1 and not stream_keys[k] then
+        error(("bad argument #1 to 'stream' (unknown option %q)"):format(tostring(k)), 2)
+      end
+    end
+    sql, chunk, primary = spec[1], spec.chunk or 1000, spec.primary and true or false
+    if math.type(chunk) ~= "integer" or chunk < 1 or chunk > 0x7fffffff then
+      error("bad argument #1 to 'stream' (chunk must be an integer from 1 to 2147483647)", 2)
+    end
+  end
+  if type(sql) ~= "string" then
+    error(("bad argument #1 to 'stream' (string expected, got %s)"):format(type(sql)), 2)
+  end
+  local open = primary and self.stream_open_primary or self.stream_open
+  local h, err = open(self, sql, ...)
+  if not h then error(err, 2) end
+  local st = setmetatable({ handle = h, chunk = chunk, rows = nil, n = 0, i = 0, done = false }, stream_mt)
+  local ok, e = pcall(next_row, st) -- the first chunk: columns and node, and errors, at once
+  if not ok then
+    h:close() -- (next_row closed it, unless what it raised was not its own: "interrupted!")
+    error(e, 2)
+  end
+  st.i = 0
+  return st, nil, nil, st
 end
 
 return walrouter

@@ -11,6 +11,10 @@
  *   cluster:node_status(i)       -> record of node i (1-based)
  *   session:query(sql, ...)      -> rows | nil, err
  *   session:exec(sql, ...)       -> affected, rows | nil, err
+ *   session:stream_open(sql, ...), session:stream_open_primary(sql, ...)
+ *                                -> stream | nil, err
+ *   stream:fetch(n)              -> rows | false (no more) | nil, err
+ *   stream:close()               -> true | nil, err
  *   cluster:status_json(), cluster:metrics()  -> text | nil, err
  *   cluster:poll_events()        -> array of pending state changes (removed)
  *   cluster:on_event(fn|nil), cluster:event_handler()
@@ -32,10 +36,18 @@
  *
  * Module state (the NULL sentinel, the formatters the Lua layer installs)
  * lives in one table, kept in the registry and shared as upvalue 1 of every
- * function: no C globals.
+ * function: no C globals, with one exception, SIGINT (see "interruption"):
+ * a signal handler has no Lua state to reach, and a signal's disposition
+ * belongs to the process, not to a Lua state.
+ *
+ * Strings cross into C as NUL-terminated text, so SQL text, DSNs, option
+ * values and parameters holding a zero byte are refused (raised: misuse), and
+ * so are tokens (nil, err: a token is untrusted input).
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +59,7 @@
 
 #define CLUSTER_MT "walrouter.cluster"
 #define SESSION_MT "walrouter.session"
+#define STREAM_MT "walrouter.stream"
 #define ERROR_MT "walrouter.error"
 #define NULL_MT "walrouter.null"
 #define STATE lua_upvalueindex(1)
@@ -69,13 +82,25 @@ typedef struct lcluster {
     int has_handler; /* user value 2 holds an event handler */
 } lcluster;
 
+typedef struct lstream lstream;
+
 typedef struct lsession {
     wr_session *s;       /* NULL once closed */
     wr_cluster *c;       /* its cluster, valid while s is */
     lcluster *owner;     /* its cluster's handle (kept alive by user value 1) */
     wr_result *pending;  /* a result being converted (freed if that raises) */
+    lstream *stream;     /* its open stream, if any (at most one: a stream
+                            holds the session in a transaction) */
     int orphaned;        /* closed because its cluster was closed */
 } lsession;
+
+/* A streamed read: the C stream runs in its session's transaction, so it is
+ * closed before its session is freed (session_release closes it). User value
+ * 1 keeps the session's userdata, hence this pointer, alive. */
+struct lstream {
+    wr_stream *st;       /* NULL once closed */
+    lsession *ls;
+};
 
 /* ---- handles --------------------------------------------------------------- */
 
@@ -93,7 +118,18 @@ static lsession *check_session(lua_State *L, int idx) {
     return ls;
 }
 
+static void stream_release(lstream *lst, wr_status *st) {
+    wr_status rc = wr_stream_close(lst->st); /* ends the stream's transaction */
+    if (st) *st = rc;
+    lst->st = NULL;
+    if (lst->ls && lst->ls->stream == lst) lst->ls->stream = NULL;
+}
+
 static void session_release(lsession *ls) {
+    if (ls->stream) { /* closing the session rolls its transaction back */
+        if (wr_session_in_transaction(ls->s)) wr_rollback(ls->s);
+        stream_release(ls->stream, NULL);
+    }
     wr_result_free(ls->pending);
     ls->pending = NULL;
     wr_session_free(ls->s); /* rolls back an open transaction */
@@ -121,15 +157,21 @@ static int deliver_events(lua_State *L, lcluster *lc, int cluster, int nres) {
     return nres;
 }
 
-/* The same after a session's call: its cluster is its user value 1. */
-static int session_deliver(lua_State *L, lsession *ls, int nres) {
+/* The same after a call of the session at stack index `session`: its
+ * cluster is its user value 1. */
+static int session_deliver_at(lua_State *L, lsession *ls, int session, int nres) {
     lcluster *lc = ls->owner;
     if (!lc || !lc->has_handler) return nres;
-    lua_getiuservalue(L, 1, 1);
+    lua_getiuservalue(L, session, 1);
     int cluster = lua_gettop(L);
     deliver_events(L, lc, cluster, 0);
     lua_remove(L, cluster);
     return nres;
+}
+
+/* session_deliver_at for a session method (the session at index 1). */
+static int session_deliver(lua_State *L, lsession *ls, int nres) {
+    return session_deliver_at(L, ls, 1, nres);
 }
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -169,6 +211,73 @@ static int error_tostring(lua_State *L) {
     return 1;
 }
 
+/* ---- interruption ----------------------------------------------------------
+ * Ctrl-C during a call that waits on the network (query, exec, begin,
+ * commit, rollback, a stream's open, fetch and close): for the length of the
+ * call a SIGINT handler of ours is installed (unless SIGINT is ignored). It
+ * only sets a flag; the session's interrupt function (polled by the core at
+ * least every 50 ms, and at once when the signal cuts a poll() short)
+ * returns it, the core sends the server a cancel request, and the call
+ * returns nil, err with err.code "interrupted". Then the previous handler is
+ * put back and the signal raised again, so it still does what it did: the
+ * lua5.4 interpreter's handler raises "interrupted!", the default action ends
+ * the process.
+ *
+ * The one exception to "no C globals": a signal handler has no Lua state to
+ * reach, and a signal's disposition is process-wide, so the flag, the saved
+ * handler and the count of calls in progress (calls from several threads
+ * install the handler once and restore it once) are static, the count and
+ * the saved handler under a mutex. */
+static volatile sig_atomic_t sigint_seen;
+static pthread_mutex_t sigint_mu = PTHREAD_MUTEX_INITIALIZER;
+static int sigint_calls;            /* calls in progress */
+static int sigint_ours;             /* our handler is installed */
+static struct sigaction sigint_prev; /* the handler before it */
+
+static void on_sigint(int sig) {
+    (void)sig;
+    sigint_seen = 1;
+}
+
+/* The session's interrupt function. */
+static int interrupt_requested(void *arg) {
+    (void)arg;
+    return sigint_seen;
+}
+
+static void sigint_enter(void) {
+    pthread_mutex_lock(&sigint_mu);
+    if (sigint_calls++ == 0) {
+        sigint_ours = 0;
+        if (sigaction(SIGINT, NULL, &sigint_prev) == 0 &&
+            ((sigint_prev.sa_flags & SA_SIGINFO) || sigint_prev.sa_handler != SIG_IGN)) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_sigint;
+            sigemptyset(&sa.sa_mask);
+            sa.sa_flags = SA_RESTART; /* poll() is still cut short: it is never restarted */
+            sigint_seen = 0;
+            sigint_ours = sigaction(SIGINT, &sa, NULL) == 0;
+        }
+    }
+    pthread_mutex_unlock(&sigint_mu);
+}
+
+/* Ends a call begun with sigint_enter. The last call in progress puts the
+ * previous handler back and, if SIGINT came meanwhile, raises it again. */
+static void sigint_leave(void) {
+    int again = 0;
+    pthread_mutex_lock(&sigint_mu);
+    if (--sigint_calls == 0 && sigint_ours) {
+        sigaction(SIGINT, &sigint_prev, NULL);
+        sigint_ours = 0;
+        again = sigint_seen;
+        sigint_seen = 0;
+    }
+    pthread_mutex_unlock(&sigint_mu);
+    if (again) raise(SIGINT);
+}
+
 /* ---- options --------------------------------------------------------------- */
 
 /* Fills *opt from the table at idx (nil: defaults). A key that is not a
@@ -198,9 +307,13 @@ static void read_options(lua_State *L, int idx, wr_options *opt) {
             value = num;
             break;
         }
-        case LUA_TSTRING:
-            value = lua_tostring(L, -1);
+        case LUA_TSTRING: {
+            size_t len;
+            value = lua_tolstring(L, -1, &len);
+            if (strlen(value) != len)
+                luaL_argerror(L, idx, lua_pushfstring(L, "option %s: the value contains a zero byte (NUL)", key));
             break;
+        }
         default:
             luaL_argerror(L, idx, lua_pushfstring(L, "option %s: expected a string, number or boolean, got a %s",
                                                   key, luaL_typename(L, -1)));
@@ -213,6 +326,18 @@ static void read_options(lua_State *L, int idx, wr_options *opt) {
 }
 
 /* ---- parameters ------------------------------------------------------------ */
+
+/* The string argument at idx (a string, not a number) as C text; raises
+ * when it holds a zero byte, where C would cut it short: SQL text that ran
+ * as its prefix could do what it did not say ("... WHERE id = 1\0 AND
+ * false"). */
+static const char *check_text(lua_State *L, int idx, const char *what) {
+    size_t len;
+    luaL_checktype(L, idx, LUA_TSTRING);
+    const char *s = lua_tolstring(L, idx, &len);
+    if (strlen(s) != len) luaL_argerror(L, idx, lua_pushfstring(L, "%s contains a zero byte (NUL)", what));
+    return s;
+}
 
 /* Shortest text that reads back as the same double. */
 static void format_double(double x, char *buf, size_t len) {
@@ -252,7 +377,7 @@ static const char **read_params(lua_State *L, int first, int n, const char **sma
         case LUA_TSTRING:
             pv[i] = lua_tolstring(L, idx, &len);
             if (strlen(pv[i]) != len)
-                luaL_argerror(L, idx, lua_pushfstring(L, "parameter $%d contains a zero byte "
+                luaL_argerror(L, idx, lua_pushfstring(L, "parameter $%d contains a zero byte (NUL) "
                                                          "(send binary data hex-encoded, e.g. as bytea '\\x...')",
                                                       i + 1));
             break;
@@ -411,7 +536,7 @@ static void push_rows(lua_State *L, wr_cluster *c, wr_result *r) {
 /* ---- cluster --------------------------------------------------------------- */
 
 static int core_open(lua_State *L) {
-    const char *dsn = luaL_checkstring(L, 1);
+    const char *dsn = check_text(L, 1, "the DSN");
     wr_options opt;
     read_options(L, 2, &opt);
     lcluster *lc = lua_newuserdatauv(L, sizeof *lc, 2); /* its sessions, its event handler */
@@ -466,12 +591,28 @@ static int cluster_closed(lua_State *L) {
     return 1;
 }
 
+/* A token argument: a string (else raises). A token is untrusted input (a
+ * cookie), so one holding a zero byte is a bad token, returned as nil, err
+ * like any other: *bad is set and nil, err pushed. */
+static const char *check_token(lua_State *L, int idx, int *bad) {
+    size_t len;
+    luaL_checktype(L, idx, LUA_TSTRING);
+    const char *t = lua_tolstring(L, idx, &len);
+    *bad = strlen(t) != len;
+    if (*bad) {
+        lua_pushnil(L);
+        push_error(L, WR_ERR_TOKEN, "invalid session token: it contains a zero byte (NUL)", NULL, NULL);
+    }
+    return t;
+}
+
 static int cluster_session(lua_State *L) {
     lcluster *lc = check_cluster(L, 1);
     const char *token = NULL;
     if (!lua_isnoneornil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TSTRING);
-        token = lua_tostring(L, 2);
+        int bad;
+        token = check_token(L, 2, &bad);
+        if (bad) return 2;
     }
     lsession *ls = lua_newuserdatauv(L, sizeof *ls, 1);
     memset(ls, 0, sizeof *ls);
@@ -485,6 +626,7 @@ static int cluster_session(lua_State *L) {
     lua_pop(L, 1);
     ls->s = wr_session_new(lc->c);
     if (!ls->s) return luaL_error(L, "walrouter: out of memory");
+    wr_session_set_interrupt(ls->s, interrupt_requested, NULL);
     ls->c = lc->c;
     ls->owner = lc;
     if (token) {
@@ -563,7 +705,8 @@ static void set_str(lua_State *L, const char *k, const char *v) {
     lua_setfield(L, -2, k);
 }
 
-/* cluster:node_status(i) -> record of node i (1-based); unknown figures are nil. */
+/* cluster:node_status(i) -> record of node i (1-based); unknown figures are
+ * nil. */
 static int cluster_node_status(lua_State *L) {
     lcluster *lc = check_cluster(L, 1);
     size_t i = check_node(L, lc, 2);
@@ -575,7 +718,7 @@ static int cluster_node_status(lua_State *L) {
         return 2;
     }
     char lsn[WR_LSN_BUFSIZE];
-    lua_createtable(L, 0, 16);
+    lua_createtable(L, 0, 20);
     set_str(L, "name", wr_cluster_node_name(lc->c, i));
     set_str(L, "host", ns.host);
     set_int(L, "port", ns.port);
@@ -593,6 +736,10 @@ static int cluster_node_status(lua_State *L) {
     for (int r = 1; r < WR_REASON_COUNT; r++) set_int(L, wr_reason_name((wr_reason)r), (lua_Integer)ns.served[r]);
     lua_setfield(L, -2, "served");
     set_int(L, "errors", (lua_Integer)ns.errors);
+    if (ns.timeline) set_int(L, "timeline", (lua_Integer)ns.timeline);
+    lua_pushboolean(L, ns.fenced);
+    lua_setfield(L, -2, "fenced");
+    set_num(L, "rtt_ms", ns.rtt_ms);
     return 1;
 }
 
@@ -733,15 +880,16 @@ static int session_closed(lua_State *L) {
 /* One statement: wr_query (write 0) or wr_exec (write 1). */
 static int run(lua_State *L, int write, unsigned flags) {
     lsession *ls = check_session(L, 1);
-    luaL_checktype(L, 2, LUA_TSTRING);
-    const char *sql = lua_tostring(L, 2);
+    const char *sql = check_text(L, 2, "SQL text");
     int n = lua_gettop(L) - 2;
     const char *small[STACK_PARAMS];
     const char **pv = read_params(L, 3, n, small);
     wr_result_free(ls->pending);
     ls->pending = NULL;
     wr_result *r = NULL;
+    sigint_enter();
     wr_status st = write ? wr_exec(ls->s, sql, n, pv, &r) : wr_query(ls->s, sql, n, pv, flags, &r);
+    sigint_leave();
     if (st != WR_OK) return session_deliver(L, ls, session_fail(L, ls, st));
     ls->pending = r;
     if (write) lua_pushinteger(L, (lua_Integer)wr_result_affected(r));
@@ -770,17 +918,26 @@ static int ok_or_fail_io(lua_State *L, lsession *ls, wr_status st) {
 static int session_begin(lua_State *L) {
     lsession *ls = check_session(L, 1);
     unsigned flags = lua_toboolean(L, 2) ? WR_READ_ONLY : 0;
-    return ok_or_fail_io(L, ls, wr_begin(ls->s, flags));
+    sigint_enter();
+    wr_status st = wr_begin(ls->s, flags);
+    sigint_leave();
+    return ok_or_fail_io(L, ls, st);
 }
 
 static int session_commit(lua_State *L) {
     lsession *ls = check_session(L, 1);
-    return ok_or_fail_io(L, ls, wr_commit(ls->s));
+    sigint_enter();
+    wr_status st = wr_commit(ls->s);
+    sigint_leave();
+    return ok_or_fail_io(L, ls, st);
 }
 
 static int session_rollback(lua_State *L) {
     lsession *ls = check_session(L, 1);
-    return ok_or_fail_io(L, ls, wr_rollback(ls->s));
+    sigint_enter();
+    wr_status st = wr_rollback(ls->s);
+    sigint_leave();
+    return ok_or_fail_io(L, ls, st);
 }
 
 static int session_in_transaction(lua_State *L) {
@@ -791,14 +948,18 @@ static int session_in_transaction(lua_State *L) {
 
 static int session_resume(lua_State *L) {
     lsession *ls = check_session(L, 1);
-    luaL_checktype(L, 2, LUA_TSTRING);
-    return ok_or_fail(L, ls, wr_session_resume(ls->s, lua_tostring(L, 2)));
+    int bad;
+    const char *token = check_token(L, 2, &bad);
+    if (bad) return 2;
+    return ok_or_fail(L, ls, wr_session_resume(ls->s, token));
 }
 
 static int session_require(lua_State *L) {
     lsession *ls = check_session(L, 1);
-    luaL_checktype(L, 2, LUA_TSTRING);
-    return ok_or_fail(L, ls, wr_session_require(ls->s, lua_tostring(L, 2)));
+    int bad;
+    const char *token = check_token(L, 2, &bad);
+    if (bad) return 2;
+    return ok_or_fail(L, ls, wr_session_require(ls->s, token));
 }
 
 static int session_token(lua_State *L) {
@@ -812,6 +973,110 @@ static int session_need(lua_State *L) {
     lsession *ls = check_session(L, 1);
     char lsn[WR_LSN_BUFSIZE];
     lua_pushstring(L, wr_lsn_format(wr_session_need(ls->s), lsn));
+    return 1;
+}
+
+/* ---- streams ---------------------------------------------------------------
+ * The primitives under the Lua layer's session:stream (lua/walrouter.lua),
+ * which iterates over the chunks. */
+
+static lstream *check_stream(lua_State *L, int idx) {
+    lstream *lst = luaL_checkudata(L, idx, STREAM_MT);
+    if (!lst->st) luaL_error(L, "attempt to use a closed walrouter stream");
+    return lst;
+}
+
+/* session:stream_open(sql, ...) -> stream | nil, err: a read in chunks, in a
+ * read-only transaction on one fresh replica (flags WR_PRIMARY: the primary),
+ * through a cursor. The session is in that transaction until stream:close. */
+static int open_stream(lua_State *L, unsigned flags) {
+    lsession *ls = check_session(L, 1);
+    const char *sql = check_text(L, 2, "SQL text");
+    int n = lua_gettop(L) - 2;
+    const char *small[STACK_PARAMS];
+    const char **pv = read_params(L, 3, n, small);
+    lstream *lst = lua_newuserdatauv(L, sizeof *lst, 1); /* first: it may raise */
+    lst->st = NULL;
+    lst->ls = NULL;
+    luaL_setmetatable(L, STREAM_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1); /* keeps the session alive */
+    /* A stream whose transaction the caller ended (commit, rollback) is
+     * over: free it before its session starts another. */
+    if (ls->stream && !wr_session_in_transaction(ls->s)) stream_release(ls->stream, NULL);
+    wr_stream *w = NULL;
+    sigint_enter();
+    wr_status st = wr_stream_open(ls->s, sql, n, pv, flags, &w);
+    sigint_leave();
+    if (st != WR_OK) return session_deliver(L, ls, session_fail(L, ls, st));
+    lst->st = w;
+    lst->ls = ls;
+    ls->stream = lst;
+    return session_deliver(L, ls, 1);
+}
+
+static int session_stream_open(lua_State *L) { return open_stream(L, 0); }
+static int session_stream_open_primary(lua_State *L) { return open_stream(L, WR_PRIMARY); }
+
+/* stream:fetch([n]) -> rows (at most n, default 1000) | false once every row
+ * was read | nil, err */
+static int stream_fetch(lua_State *L) {
+    lstream *lst = check_stream(L, 1);
+    lua_Integer max = luaL_optinteger(L, 2, 1000);
+    luaL_argcheck(L, max >= 1 && max <= INT32_MAX, 2, "chunk size must be 1 to 2147483647 rows");
+    lua_settop(L, 2);
+    lua_getiuservalue(L, 1, 1); /* 3: the session */
+    lsession *ls = lst->ls;
+    wr_result_free(ls->pending);
+    ls->pending = NULL;
+    wr_result *r = NULL;
+    sigint_enter();
+    wr_status st = wr_stream_next(lst->st, (int)max, &r);
+    sigint_leave();
+    if (st != WR_OK) return session_deliver_at(L, ls, 3, session_fail(L, ls, st));
+    if (!r) {
+        lua_pushboolean(L, 0);
+        return session_deliver_at(L, ls, 3, 1);
+    }
+    ls->pending = r;
+    push_rows(L, ls->c, r);
+    ls->pending = NULL;
+    wr_result_free(r);
+    return session_deliver_at(L, ls, 3, 1);
+}
+
+/* stream:close() -> true | nil, err: ends the stream's transaction. Closing a
+ * closed stream returns true. */
+static int stream_close(lua_State *L) {
+    lstream *lst = luaL_checkudata(L, 1, STREAM_MT);
+    if (!lst->st) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lsession *ls = lst->ls;
+    wr_status st;
+    sigint_enter();
+    stream_release(lst, &st);
+    sigint_leave();
+    return ok_or_fail(L, ls, st);
+}
+
+/* __gc and __close: close, and never raise. */
+static int stream_gc(lua_State *L) {
+    lstream *lst = luaL_checkudata(L, 1, STREAM_MT);
+    if (lst->st) stream_release(lst, NULL);
+    return 0;
+}
+
+static int stream_closed(lua_State *L) {
+    lstream *lst = luaL_checkudata(L, 1, STREAM_MT);
+    lua_pushboolean(L, lst->st == NULL);
+    return 1;
+}
+
+static int stream_tostring(lua_State *L) {
+    lstream *lst = luaL_checkudata(L, 1, STREAM_MT);
+    lua_pushstring(L, lst->st ? "walrouter.stream (open)" : "walrouter.stream (closed)");
     return 1;
 }
 
@@ -867,7 +1132,20 @@ static const luaL_Reg session_methods[] = {
     {"need", session_need},
     {"close", session_close},
     {"closed", session_closed},
+    {"stream_open", session_stream_open},
+    {"stream_open_primary", session_stream_open_primary},
     {NULL, NULL},
+};
+
+static const luaL_Reg stream_methods[] = {
+    {"fetch", stream_fetch},
+    {"close", stream_close},
+    {"closed", stream_closed},
+    {NULL, NULL},
+};
+
+static const luaL_Reg stream_meta[] = {
+    {"__gc", stream_gc}, {"__close", stream_gc}, {"__tostring", stream_tostring}, {NULL, NULL},
 };
 
 static const luaL_Reg session_meta[] = {
@@ -933,6 +1211,7 @@ int luaopen_walrouter_core(lua_State *L) {
 
     new_class(L, module, state, CLUSTER_MT, cluster_meta, cluster_methods, "cluster_methods");
     new_class(L, module, state, SESSION_MT, session_meta, session_methods, "session_methods");
+    new_class(L, module, state, STREAM_MT, stream_meta, stream_methods, "stream_methods");
 
     lua_pushvalue(L, module);
     lua_pushvalue(L, state);

@@ -10,12 +10,42 @@
  * round trip, close) and kept for the cheap accessors: the module is built
  * with threads on, `%nothread` is the default, and `%thread` names the
  * calls that wait on the network.
+ *
+ * Signals (Ctrl-C): a session gets an interrupt function (wr_py_interrupt)
+ * that the core polls while a call waits. On the main thread it takes the
+ * GIL and runs Python's signal handlers (PyErr_CheckSignals); when one
+ * raises (KeyboardInterrupt), the core cancels the statement on the server
+ * and the call returns WR_ERR_INTERRUPTED with the exception still pending,
+ * which the wrapper then raises instead of returning (see WR_IO_CALL).
+ *
+ * Text crosses into C NUL-terminated, so a str argument (SQL, DSN, token,
+ * option) holding a NUL character is refused (ValueError) rather than cut
+ * short: "... WHERE id = 1\0 AND false" must not run as its prefix.
  */
 %module(package="walrouter", threads="1") core
 
 %{
 #include <string.h>
 #include "walrouter.h"
+
+/* threading.main_thread().ident, set by the package (wr_py_set_main_thread):
+ * the only thread that runs Python's signal handlers. */
+static unsigned long wr_py_main_thread;
+
+/* A session's interrupt function: on the main thread, runs the pending
+ * signal handlers; nonzero when one raised (the exception stays set, for the
+ * wrapper to raise once the call returns). Elsewhere it never takes the GIL
+ * and never stops a call. */
+static int wr_py_interrupt(void *arg) {
+  PyGILState_STATE g;
+  int stop;
+  (void)arg;
+  if (PyThread_get_thread_ident() != wr_py_main_thread) return 0;
+  g = PyGILState_Ensure();
+  stop = PyErr_Occurred() != NULL || PyErr_CheckSignals() < 0;
+  PyGILState_Release(g);
+  return stop;
+}
 %}
 
 %include <stdint.i>
@@ -34,6 +64,46 @@
 %thread wr_rollback;
 %thread wr_cluster_start_refresher;
 %thread wr_cluster_stop_refresher;
+%thread wr_stream_open;
+%thread wr_stream_next;
+%thread wr_stream_close;
+
+/* The calls during which the interrupt function may run Python code: a
+ * signal handler's exception is raised instead of the return value (a
+ * result or stream already made is freed: see the freearg typemaps). */
+%define WR_IO_CALL(name)
+%exception name {
+  $action
+  if (PyErr_Occurred()) SWIG_fail;
+}
+%enddef
+WR_IO_CALL(wr_query)
+WR_IO_CALL(wr_exec)
+WR_IO_CALL(wr_begin)
+WR_IO_CALL(wr_commit)
+WR_IO_CALL(wr_rollback)
+WR_IO_CALL(wr_session_free)
+WR_IO_CALL(wr_stream_open)
+WR_IO_CALL(wr_stream_next)
+WR_IO_CALL(wr_stream_close)
+
+/* Text arguments: str only, as UTF-8 (cached in the str object, which the
+ * call's argument tuple keeps alive while the GIL is released), and no NUL
+ * character. */
+%typemap(in) const char *sql, const char *dsn, const char *token, const char *key, const char *value {
+  Py_ssize_t len;
+  if (!PyUnicode_Check($input)) {
+    PyErr_Format(PyExc_TypeError, "$1_name: expected str, got %.80s", Py_TYPE($input)->tp_name);
+    SWIG_fail;
+  }
+  $1 = ($1_ltype)PyUnicode_AsUTF8AndSize($input, &len);
+  if (!$1) SWIG_fail;
+  if ((Py_ssize_t)strlen($1) != len) {
+    PyErr_SetString(PyExc_ValueError, "$1_name contains a NUL character");
+    SWIG_fail;
+  }
+}
+%typemap(freearg) const char *sql, const char *dsn, const char *token, const char *key, const char *value "";
 
 /* Out-parameters: `status, handle = wr_cluster_open(dsn, opt)`. */
 %typemap(in, numinputs=0) wr_cluster **out (wr_cluster *tmp = NULL) { $1 = &tmp; }
@@ -43,6 +113,23 @@
 %typemap(in, numinputs=0) wr_result **out (wr_result *tmp = NULL) { $1 = &tmp; }
 %typemap(argout) wr_result **out {
   $result = SWIG_Python_AppendOutput($result, SWIG_NewPointerObj(tmp$argnum, $descriptor(wr_result *), 0));
+  tmp$argnum = NULL; /* Python's now */
+}
+%typemap(freearg) wr_result **out { wr_result_free(tmp$argnum); } /* not handed over: raised */
+%typemap(in, numinputs=0) wr_stream **out (wr_stream *tmp = NULL) { $1 = &tmp; }
+%typemap(argout) wr_stream **out {
+  $result = SWIG_Python_AppendOutput($result, SWIG_NewPointerObj(tmp$argnum, $descriptor(wr_stream *), 0));
+  tmp$argnum = NULL;
+}
+%typemap(freearg) wr_stream **out {
+  if (tmp$argnum) { /* opened, then a signal handler raised: close it, keeping the exception */
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    Py_BEGIN_ALLOW_THREADS
+    wr_stream_close(tmp$argnum);
+    Py_END_ALLOW_THREADS
+    PyErr_Restore(et, ev, tb);
+  }
 }
 
 /* wr_options_set's error buffer: `status, message = wr_options_set(o, k, v)`. */
@@ -112,6 +199,20 @@
 %ignore wr_cluster_set_event_handler;
 %ignore wr_cluster_poll_events;
 %warnfilter(SWIGWARN_PARSE_KEYWORD) wr_event::from; /* ignored anyway */
+/* The interrupt function is the package's own (wr_py_set_interrupt). */
+%ignore wr_session_set_interrupt;
+%ignore wr_interrupt_fn;
+/* The async API is for C event loops; Python's sync calls release the GIL. */
+%rename("$ignore", regextarget=1, fullname=1) "^wr_async_";
+%ignore wr_async;
+%ignore wr_async_kind;
+%ignore WR_ASYNC_QUERY;
+%ignore WR_ASYNC_EXEC;
+%ignore WR_ASYNC_BEGIN;
+%ignore WR_ASYNC_COMMIT;
+%ignore WR_ASYNC_ROLLBACK;
+%ignore WR_WAIT_READ;
+%ignore WR_WAIT_WRITE;
 
 /* The decision core's pure functions are for drivers written in C; Python
  * needs only its enums and names. */
@@ -135,6 +236,13 @@
 %include "walrouter.h"
 
 %inline %{
+/* The main thread's ident (threading.main_thread().ident); the package sets
+ * it at import and again in a child after fork(). */
+void wr_py_set_main_thread(unsigned long ident) { wr_py_main_thread = ident; }
+
+/* Installs the package's interrupt function on a new session. */
+void wr_py_set_interrupt(wr_session *s) { wr_session_set_interrupt(s, wr_py_interrupt, NULL); }
+
 wr_options *wr_py_options_new(void) { return (wr_options *)calloc(1, sizeof(wr_options)); }
 void wr_py_options_free(wr_options *o) { free(o); }
 
@@ -205,13 +313,14 @@ PyObject *wr_py_node_status(wr_cluster *c, size_t i) {
     Py_DECREF(served);
     return NULL;
   }
-  return Py_BuildValue("{s:s,s:i,s:i,s:s,s:L,s:d,s:K,s:d,s:L,s:i,s:i,s:N,s:N,s:K}",
+  return Py_BuildValue("{s:s,s:i,s:i,s:s,s:L,s:d,s:K,s:d,s:L,s:i,s:i,s:N,s:N,s:K,s:k,s:i,s:d}",
                        "host", st.host, "port", st.port, "role", (int)st.role,
                        "state", wr_node_state_name(st.state), "lag_bytes", (long long)st.lag_bytes,
                        "lag_seconds", st.lag_seconds, "replay_lsn", (unsigned long long)st.replay_lsn,
                        "replay_rate", st.replay_rate, "last_check_unix_ms", (long long)st.last_check_unix_ms,
                        "conns_in_use", st.conns_in_use, "conns_idle", st.conns_idle,
-                       "last_error", last_error, "served", served, "errors", (unsigned long long)st.errors);
+                       "last_error", last_error, "served", served, "errors", (unsigned long long)st.errors,
+                       "timeline", (unsigned long)st.timeline, "fenced", st.fenced, "rtt_ms", st.rtt_ms);
 }
 
 /* wr_cluster_status_json (which="json") or wr_cluster_metrics_text, as a

@@ -24,9 +24,11 @@ from . import _core
 from .cluster import Cluster, Event, NodeStatus, connect
 from .errors import (DatabaseError, DataError, Error, IntegrityError, InterfaceError,
                      InternalError, NoPrimaryError, NotSupportedError, OperationalError,
-                     ProgrammingError, TokenError, UnknownOutcomeError, Warning)
+                     ProgrammingError, QueryInterruptedError, QueryTimeoutError, TokenError,
+                     UnknownOutcomeError, Warning)
 from .result import Result
 from .session import Session
+from .stream import Stream
 
 __version__ = _core.WR_VERSION
 
@@ -42,10 +44,11 @@ Timestamp = _dt.datetime
 Binary = bytes
 
 __all__ = [
-    "connect", "Cluster", "Session", "Result", "Event", "NodeStatus",
+    "connect", "Cluster", "Session", "Result", "Stream", "Event", "NodeStatus",
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
     "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
     "NotSupportedError", "TokenError", "NoPrimaryError", "UnknownOutcomeError",
+    "QueryTimeoutError", "QueryInterruptedError",
     "apilevel", "threadsafety", "paramstyle", "Date", "Time", "Timestamp", "Binary",
 ]
 

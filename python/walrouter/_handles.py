@@ -8,7 +8,9 @@ its cluster's set until it is closed.
 
 - ``SessionHandle``: one thread at a time. Its lock is held during every call
   (so a session shared by mistake serializes instead of corrupting memory) and
-  by ``close()`` (which so waits for a call in flight).
+  by ``close()`` (which so waits for a call in flight). It also owns the C
+  stream open on the session, if any (at most one: a stream holds the session
+  in a transaction), and closes it before the session.
 - ``ClusterHandle``: shared by threads. Calls on it count as users;
   ``close()`` refuses new users, waits for the current ones, closes every
   session still open on the cluster, then frees the cluster.
@@ -134,6 +136,7 @@ class ClusterHandle(_ErrorSource):
         for s in list(self.sessions):
             s.lock = threading.Lock()
             s.ptr = None
+            s.stream = s.abandoned = None
         self.sessions.clear()
 
     def error_details(self) -> Tuple[str, str, Optional[str]]:
@@ -141,22 +144,65 @@ class ClusterHandle(_ErrorSource):
 
 
 class SessionHandle(_ErrorSource):
-    __slots__ = ("ptr", "lock", "cluster", "__weakref__")
+    __slots__ = ("ptr", "lock", "cluster", "stream", "abandoned", "__weakref__")
 
     def __init__(self, ptr: Any, cluster: ClusterHandle) -> None:
         self.ptr = ptr
         self.lock = threading.Lock()
         self.cluster = cluster
+        self.stream: Any = None     # the C stream open on this session
+        self.abandoned: Any = None  # that stream, once its Stream was collected
+        _core.wr_py_set_interrupt(ptr)  # Ctrl-C cancels a running statement
         cluster.sessions.add(self)
 
     def closed_error(self) -> InterfaceError:
         return self.cluster.closed_error("session")
 
+    # The stream methods run with the lock held.
+
+    def close_stream(self) -> None:
+        """Ends the open stream's transaction and frees it. Its status is
+        not raised: ending a read-only transaction loses nothing, and after
+        a failed fetch the server has already rolled it back."""
+        st, self.stream = self.stream, None
+        self.abandoned = None
+        if st is not None:
+            _core.wr_stream_close(st)
+
+    def close_abandoned(self) -> None:
+        """Closes the stream whose Stream object was collected while the
+        session was busy (see abandon_stream)."""
+        if self.abandoned is self.stream:
+            self.close_stream()
+        self.abandoned = None
+
+    def abandon_stream(self, st: Any) -> None:
+        """The Stream owning `st` was collected: close it now if the session
+        is free, else at the session's next call. Never waits: a collection
+        can run on the thread that holds the lock (in the middle of a call,
+        where a signal handler runs)."""
+        if not self.lock.acquire(blocking=False):
+            self.abandoned = st
+            return
+        try:
+            if st is self.stream and self.ptr is not None:
+                self.close_stream()
+        finally:
+            self.lock.release()
+
     def close(self) -> None:
         with self.lock:
             ptr, self.ptr = self.ptr, None
             if ptr is not None:
-                _core.wr_session_free(ptr)  # rolls back an open transaction
+                try:
+                    if self.stream is not None:  # its transaction is rolled back, then it is freed
+                        try:
+                            if _core.wr_session_in_transaction(ptr):
+                                _core.wr_rollback(ptr)
+                        finally:
+                            self.close_stream()
+                finally:
+                    _core.wr_session_free(ptr)  # rolls back an open transaction
         self.cluster.sessions.discard(self)
 
     def error_details(self) -> Tuple[str, str, Optional[str]]:
@@ -169,7 +215,17 @@ class SessionHandle(_ErrorSource):
 _open_clusters: "weakref.WeakSet[ClusterHandle]" = weakref.WeakSet()
 
 
+def _set_main_thread() -> None:
+    """Tells the C glue which thread runs Python's signal handlers: only
+    there does a waiting call run them (and stop on KeyboardInterrupt)."""
+    _core.wr_py_set_main_thread(threading.main_thread().ident)
+
+
+_set_main_thread()
+
+
 def _forget_after_fork() -> None:
+    _set_main_thread()  # the forking thread is the child's main thread
     for h in list(_open_clusters):
         h.forget()
     _open_clusters.clear()

@@ -37,6 +37,10 @@ class NodeStatus:
     last_error: Optional[str]
     served: Dict[str, int] = field(default_factory=dict)  # statements per reason name
     errors: int = 0
+    timeline: Optional[int] = None  # the node's timeline; None when unknown
+    fenced: bool = False            # claims primary on an older timeline, or cannot be
+                                    # ordered with another claimant: no reads, no writes
+    rtt_ms: Optional[float] = None  # smoothed probe round trip; None when unknown
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,9 @@ def _node_status(name: str, d: Dict[str, Any]) -> NodeStatus:
         replay_rate=d["replay_rate"] if d["replay_rate"] >= 0 else None,
         last_check=_dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc) if ms else None,
         conns_in_use=d["conns_in_use"], conns_idle=d["conns_idle"],
-        last_error=d["last_error"] or None, served=d["served"], errors=d["errors"])
+        last_error=d["last_error"] or None, served=d["served"], errors=d["errors"],
+        timeline=d["timeline"] or None, fenced=bool(d["fenced"]),
+        rtt_ms=d["rtt_ms"] if d["rtt_ms"] >= 0 else None)
 
 
 class Cluster:
@@ -255,14 +261,20 @@ def _utf8(dsn: str) -> str:
 
 
 def _option_text(key: str, value: Any) -> str:
+    if value is None:  # max_lag_bytes=None: no limit, as "none"
+        return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (bytes, bytearray)):
         try:
-            return bytes(value).decode()
+            text = bytes(value).decode()
         except UnicodeDecodeError as e:
             raise ProgrammingError(f"option {key}: bytes that are not UTF-8") from e
-    return str(value)
+    else:
+        text = str(value)
+    if "\x00" in text:
+        raise ProgrammingError(f"option {key}: the value contains a NUL character", code="bad_argument")
+    return text
 
 
 def connect(dsn: str, **options: Any) -> Cluster:
@@ -272,11 +284,16 @@ def connect(dsn: str, **options: Any) -> Cluster:
 
     Options (all optional, see docs/python.md): read_budget_ms,
     retry_interval_ms, pool_size, stmt_cache_size, no_stmt_cache,
-    connect_timeout_s, token_ttl_s, token_key, max_lag_bytes, max_lag_ms,
-    refresh_interval_ms. An unknown option or a bad value raises
+    connect_timeout_s, token_ttl_s, token_key, max_lag_bytes, max_lag_ms
+    ("none" or None: no limit), refresh_interval_ms, statement_timeout_ms,
+    pool_max, nearest, no_refresher. An unknown option or a bad value raises
     ProgrammingError naming it; a bad DSN raises ProgrammingError; no
     reachable node raises OperationalError.
     """
+    if not isinstance(dsn, str):
+        raise TypeError(f"dsn must be str, not {type(dsn).__name__}")
+    if "\x00" in dsn:
+        raise ProgrammingError("the DSN contains a NUL character", code="bad_argument")
     opt = _core.wr_py_options_new()
     if opt is None:
         raise OperationalError("out of memory")

@@ -5,9 +5,14 @@ becomes a Python exception.
     ├── InterfaceError
     │   └── TokenError            malformed, tampered or foreign session token
     └── DatabaseError
-        ├── OperationalError      unreachable nodes, lost connections
+        ├── OperationalError      unreachable nodes, lost connections, two
+        │   │                     primaries (code "split_brain")
         │   ├── NoPrimaryError    no node is (currently) the primary
-        │   └── UnknownOutcomeError  a write or commit may or may not have run
+        │   ├── UnknownOutcomeError  a write or commit may or may not have run
+        │   ├── QueryTimeoutError    a deadline passed; the statement did not
+        │   │                        complete (safe to retry)
+        │   └── QueryInterruptedError  the statement was canceled on request
+        │                              (Ctrl-C raises KeyboardInterrupt instead)
         ├── ProgrammingError      bad SQL (class 42), bad argument, bad DSN or
         │                         option, call not valid now
         ├── IntegrityError        SQLSTATE class 23
@@ -26,6 +31,7 @@ __all__ = [
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
     "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
     "NotSupportedError", "TokenError", "NoPrimaryError", "UnknownOutcomeError",
+    "QueryTimeoutError", "QueryInterruptedError",
 ]
 
 
@@ -87,6 +93,20 @@ class UnknownOutcomeError(OperationalError):
     may or may not have run. walrouter never re-sends such a write."""
 
 
+class QueryTimeoutError(OperationalError):
+    """A deadline passed (``statement_timeout_ms`` for a statement on the
+    primary, the read budget, a connect timeout) and the server proved the
+    statement did not complete, or it never ran: it is safe to run it again.
+    ``code`` is ``"timeout"``. (Not the builtin ``TimeoutError``.)"""
+
+
+class QueryInterruptedError(OperationalError):
+    """The statement was canceled on the server because the caller asked to
+    stop. ``code`` is ``"interrupted"``. Ctrl-C (SIGINT) during a call raises
+    ``KeyboardInterrupt`` instead, after the same cancel; a signal handler
+    that raises makes the call raise that handler's exception."""
+
+
 class ProgrammingError(DatabaseError):
     """Bad SQL, a bad argument, DSN or option, or a call not valid now."""
 
@@ -134,6 +154,9 @@ _BY_STATUS = {
     _core.WR_ERR_STATE: ProgrammingError,
     _core.WR_ERR_NOMEM: OperationalError,
     _core.WR_ERR_INTERNAL: InternalError,
+    _core.WR_ERR_TIMEOUT: QueryTimeoutError,
+    _core.WR_ERR_SPLIT_BRAIN: OperationalError,
+    _core.WR_ERR_INTERRUPTED: QueryInterruptedError,
 }
 
 

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 from . import _core
 from ._handles import SessionHandle, finalize
 from .adapt import adapt_params
-from .errors import DataError, _error
+from .errors import DataError, ProgrammingError, _error
 from .result import Result, lsn_text
+from .stream import Stream
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -17,6 +18,17 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _T = TypeVar("_T")
+
+
+def _bad_sql(sql: object) -> None:
+    """Raises for SQL text that cannot be sent: not a str (TypeError), or
+    holding a NUL character (ProgrammingError; C would cut the text there,
+    and "... WHERE id = 1\\0 AND false" would run as its prefix)."""
+    if not isinstance(sql, str):
+        raise TypeError(f"SQL text must be str, not {type(sql).__name__}")
+    if "\x00" in sql:
+        raise ProgrammingError("the SQL text contains a NUL character (\\x00), which PostgreSQL cannot take: "
+                               "nothing was run", code="bad_argument")
 
 
 def _affected(r: Any) -> int:
@@ -56,11 +68,15 @@ class Session:
         the primary this once. ``result.node`` and ``result.reason`` tell
         where it ran and why.
         """
+        if type(sql) is not str or "\x00" in sql:
+            _bad_sql(sql)
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
             if h.ptr is None:
                 raise h.closed_error()
+            if h.abandoned is not None:
+                h.close_abandoned()
             st, r = _core.wr_query(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
             err = _error(st, h) if st else None
         return self._finish(err, r, self._result)
@@ -81,11 +97,15 @@ class Session:
         return self._exec(sql, params, self._result)
 
     def _exec(self, sql: str, params: tuple, convert: Callable[[Any], _T]) -> _T:
+        if type(sql) is not str or "\x00" in sql:
+            _bad_sql(sql)
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
             if h.ptr is None:
                 raise h.closed_error()
+            if h.abandoned is not None:
+                h.close_abandoned()
             st, r = _core.wr_exec(h.ptr, sql, p)
             err = _error(st, h) if st else None
         return self._finish(err, r, convert)
@@ -108,6 +128,53 @@ class Session:
         finally:
             _core.wr_result_free(r)
         return Result(raw, self._h.cluster.names)
+
+    # ---- streaming ------------------------------------------------------------
+
+    def stream(self, sql: str, *params: Any, chunk: int = 1000, primary: bool = False) -> Stream:
+        """Runs a read whose rows arrive in chunks of ``chunk`` rows, so
+        memory stays flat however many rows it returns; returns a ``Stream``,
+        an iterator of row tuples that is also a context manager::
+
+            with s.stream("SELECT id, body FROM notes WHERE at > $1", since) as rows:
+                for id, body in rows:
+                    ...
+
+        It runs as a read-only transaction on one replica fresh enough for
+        this session (``primary=True``: on the primary), through a cursor, so
+        every chunk comes from one snapshot. The session stays in that
+        transaction (its other calls run in it) until the stream is closed:
+        after the last row, at the end of the ``with`` block, by ``close()``,
+        or when the stream is garbage-collected (``break`` out of ``for row
+        in s.stream(...)`` closes it). One stream at a time per session.
+        The first chunk is read before this returns: errors in the statement
+        are raised here, and ``columns``/``node`` are set.
+        """
+        if type(sql) is not str or "\x00" in sql:
+            _bad_sql(sql)
+        if type(chunk) is not int or not 1 <= chunk <= 0x7FFFFFFF:
+            raise ProgrammingError("stream: chunk must be an int from 1 to 2147483647", code="bad_argument")
+        h = self._h
+        p = adapt_params(params) if params else ()
+        with h.lock:
+            if h.ptr is None:
+                raise h.closed_error()
+            if h.abandoned is not None:
+                h.close_abandoned()
+            if h.stream is not None and not _core.wr_session_in_transaction(h.ptr):
+                h.close_stream()  # its transaction was ended by commit() or rollback()
+            st, ptr = _core.wr_stream_open(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
+            if st:
+                err = _error(st, h)
+            else:
+                err = None
+                h.stream = ptr
+        if err is not None:
+            h.cluster.deliver()
+            raise err
+        stream = Stream(self, h, ptr, chunk)
+        stream._prefetch()
+        return stream
 
     # ---- transactions -----------------------------------------------------
 
@@ -179,6 +246,8 @@ class Session:
         with h.lock:
             if h.ptr is None:
                 raise h.closed_error()
+            if h.abandoned is not None:
+                h.close_abandoned()
             rc = fn(h.ptr, *args)
             err = _error(rc, h) if check and rc else None
         if check:

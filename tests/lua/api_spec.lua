@@ -261,4 +261,100 @@ describe("walrouter (Lua API)", function()
       u:close()
     end)
   end)
+
+  describe("text that C cannot carry, and statements walrouter must run itself", function()
+    before_each(function()
+      assert(s:exec("DELETE FROM lua_items WHERE id = 1"))
+      assert(s:exec("INSERT INTO lua_items(id, v) VALUES (1, 'before')"))
+    end)
+
+    local function v1()
+      return assert(s:query_primary("SELECT v FROM lua_items WHERE id = 1"))[1].v
+    end
+
+    it("raises for SQL text with a zero byte, and runs nothing of it", function()
+      -- Cut at the zero byte, this would update the row.
+      local sql = "UPDATE lua_items SET v = 'x' WHERE id = 1\0 AND false"
+      H.raises("SQL text contains a zero byte (NUL)", s.exec, s, sql)
+      H.raises("zero byte", s.query, s, sql)
+      H.raises("zero byte", s.query_primary, s, sql)
+      H.raises("zero byte", s.exec, s, "UPDATE lua_items SET v = $1 WHERE id = 1", "x\0y")
+      assert.are.equal("before", v1())
+      assert.is_false(s:in_transaction())
+    end)
+
+    it("returns nil, err (bad_token) for a token with a zero byte: a token is untrusted input", function()
+      local w <close> = cluster:session()
+      assert(w:exec("UPDATE lua_items SET v = 'after' WHERE id = 1"))
+      local good = w:token()
+      local bad, err = cluster:session(good .. "\0junk")
+      assert.is_nil(bad)
+      assert.are.equal("bad_token", err.code)
+      assert.truthy(err.message:find("zero byte", 1, true))
+      local t <close> = cluster:session()
+      local ok
+      ok, err = t:resume(good .. "\0")
+      assert.is_nil(ok)
+      assert.are.equal("bad_token", err.code)
+      ok, err = t:require("\0" .. good)
+      assert.is_nil(ok)
+      assert.are.equal("bad_token", err.code)
+      assert.are.equal("0/0", t:need(), "a refused token changes nothing")
+    end)
+
+    it("raises for a DSN or an option value with a zero byte", function()
+      H.raises("DSN contains a zero byte", walrouter.connect, H.dsn .. "\0junk")
+      H.raises("token_key", walrouter.connect, H.dsn, { token_key = "key\0rest" })
+    end)
+
+    it("refuses BEGIN, COMMIT, ROLLBACK, START, END and ABORT through query and exec, naming the way", function()
+      for _, sql in ipairs({ "BEGIN", "begin isolation level serializable", "  -- c\nCOMMIT", "ROLLBACK",
+                             "START TRANSACTION", "END", "ABORT" }) do
+        for _, method in ipairs({ "exec", "query", "query_primary" }) do
+          local res, err = s[method](s, sql)
+          assert.is_nil(res, sql)
+          assert.are.equal("bad_argument", err.code, sql)
+          assert.truthy(err.message:find("transaction()", 1, true), err.message)
+          assert.truthy(err.message:find("begin()", 1, true), err.message)
+        end
+      end
+      assert.is_false(s:in_transaction())
+      -- The way it names works.
+      assert(s:transaction(function(t) assert(t:exec("UPDATE lua_items SET v = 'tx' WHERE id = 1")) end))
+      assert.are.equal("tx", v1())
+    end)
+  end)
+
+  describe("options added in 0.2", function()
+    it("takes statement_timeout_ms, pool_max, nearest, no_refresher, and 'none' for the lag limits", function()
+      local c <close> = assert(walrouter.connect(H.dsn, {
+        statement_timeout_ms = 5000, pool_max = 4, pool_size = 2, nearest = true, no_refresher = true,
+        max_lag_bytes = "none", max_lag_ms = "NONE" }))
+      local t <close> = c:session()
+      assert.are.equal(3, assert(t:query("SELECT 3 AS n"))[1].n)
+      assert.are.equal(1, assert(t:exec("UPDATE lua_items SET v = v WHERE id = 1")))
+      local c2 <close> = assert(walrouter.connect(H.dsn, { nearest = false, no_refresher = "off",
+        max_lag_bytes = 1024 * 1024, max_lag_ms = 2000 }))
+      assert(c2:session():query("SELECT 1"))
+    end)
+
+    it("raises on a bad value of a new option, naming it", function()
+      H.raises("statement_timeout_ms", walrouter.connect, H.dsn, { statement_timeout_ms = "soon" })
+      H.raises("pool_max", walrouter.connect, H.dsn, { pool_max = -1 })
+      H.raises("nearest", walrouter.connect, H.dsn, { nearest = "closest" })
+      H.raises("no_refresher", walrouter.connect, H.dsn, { no_refresher = 2 })
+      H.raises("max_lag_ms", walrouter.connect, H.dsn, { max_lag_ms = "never" })
+      H.raises("max_lag_bytes", walrouter.connect, H.dsn, { max_lag_bytes = math.huge })
+    end)
+
+    it("reports each node's timeline, fencing and probe round trip in the status", function()
+      local st = assert(cluster:status())
+      assert.is_true(st[1].timeline >= 1)
+      for _, node in ipairs(st) do
+        assert.is_false(node.fenced)
+        assert.is_true(node.rtt_ms == nil or node.rtt_ms >= 0)
+        assert.is_true(node.timeline == nil or math.type(node.timeline) == "integer")
+      end
+    end)
+  end)
 end)

@@ -3,7 +3,9 @@
 -- cluster, sessions, reads, writes, transactions, errors, tokens, printing,
 -- <close>, the collector, a cluster closed under its sessions, and the
 -- operations calls (JSON status, metrics, events and their handler, a
--- refresher thread running when its cluster is closed or collected).
+-- refresher thread running when its cluster is closed or collected),
+-- streams (read to the end, broken off, failing, collected, closed with their
+-- session and cluster), refused NUL bytes and an interrupted call.
 local dsn = os.getenv("WR_TEST_DSN")
 if not dsn or dsn == "" then error("WR_TEST_DSN is not set: run the suite with tests/run.sh", 0) end
 local walrouter = require "walrouter"
@@ -33,6 +35,16 @@ c:stop_refresher(); c:stop_refresher(); assert(c:start_refresher(5))
 do local c3 = assert(walrouter.connect(dsn)); c3:on_event(function() error("x") end)
   assert(c3:refresh()) -- a raising handler goes to warn(), not to its caller
   assert(c3:start_refresher(5)) end -- collected with its thread running
+local n = 0
+for row in s:stream({ "SELECT g FROM generate_series(1, 2500) g", chunk = 1000 }) do n = n + 1 end
+assert(n == 2500 and not s:in_transaction())
+for row in s:stream("SELECT g FROM generate_series(1, 2500) g") do if row.g == 3 then break end end
+assert(not pcall(function() for _ in s:stream({ "SELECT 1 / (g - 5) FROM generate_series(1, 10) g", chunk = 2 }) do end end))
+do local _ = s:stream("SELECT 1") end collectgarbage() collectgarbage()
+local s4 = c:session(); local st4 = s4:stream("SELECT g FROM generate_series(1, 5000) g"); s4:close(); assert(st4:closed())
+local s5 = c:session(); local st5 = s5:stream("SELECT g FROM generate_series(1, 5000) g") -- closed with the cluster
+assert(not pcall(s.exec, s, "SELECT 1\0 AND false")); assert(select(2, c:session("x\0")).code == "bad_token")
+assert(select(2, s:exec("BEGIN")).code == "bad_argument")
 local s3 = c:session(); assert(s3:begin()); assert(s3:exec("INSERT INTO lua_vg_items VALUES (2)")) -- left open: closed with the cluster
 s:close()
 -- s2 left to the collector

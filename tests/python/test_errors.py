@@ -178,3 +178,84 @@ def test_a_connection_lost_inside_a_transaction_ends_it(cluster):
                 s.query("SELECT pg_terminate_backend(pg_backend_pid())")
         assert not s.in_transaction
         assert s.query("SELECT 1").scalar() == 1
+
+
+def test_new_exception_classes_are_operational_errors():
+    assert issubclass(walrouter.QueryTimeoutError, walrouter.OperationalError)
+    assert issubclass(walrouter.QueryInterruptedError, walrouter.OperationalError)
+    assert walrouter.QueryTimeoutError.__module__ == "walrouter"
+
+
+def test_sql_with_a_nul_character_is_refused_and_nothing_runs(cluster, table):
+    with cluster.session() as s:
+        s.execute(f"INSERT INTO {table} (id, v) VALUES (1, 'before')")
+        sql = f"UPDATE {table} SET v = 'x' WHERE id = 1\x00 AND false"  # cut at the NUL, it would update
+        for call in (s.execute, s.write, s.query, lambda q: s.query(q, primary=True)):
+            with pytest.raises(walrouter.ProgrammingError, match="NUL") as e:
+                call(sql)
+            assert e.value.code == "bad_argument"
+        with pytest.raises(walrouter.DataError, match="NUL"):
+            s.execute(f"UPDATE {table} SET v = $1 WHERE id = 1", "x\x00y")
+        assert s.query(f"SELECT v FROM {table} WHERE id = 1", primary=True).scalar() == "before"
+        assert not s.in_transaction
+        with pytest.raises(TypeError):
+            s.execute(b"SELECT 1")
+
+
+def test_a_dsn_or_option_value_with_a_nul_character_is_refused(dsn):
+    with pytest.raises(walrouter.ProgrammingError, match="NUL"):
+        walrouter.connect(dsn + "\x00junk")
+    with pytest.raises(walrouter.ProgrammingError, match="token_key"):
+        walrouter.connect(dsn, token_key="key\x00rest")
+
+
+def test_a_token_with_a_nul_character_is_a_token_error_and_changes_nothing(cluster):
+    with cluster.session() as w:
+        w.execute("SELECT 1")
+        token = w.token
+    with cluster.session() as s:
+        for bad in (token + "\x00junk", "\x00" + token):
+            with pytest.raises(walrouter.TokenError, match="NUL"):
+                s.resume(bad)
+            with pytest.raises(walrouter.TokenError, match="NUL"):
+                s.require(bad)
+        assert s.need == "0/0"
+
+
+@pytest.mark.parametrize("sql", ["BEGIN", "begin isolation level serializable", "  -- comment\nCOMMIT",
+                                 "ROLLBACK", "START TRANSACTION", "END", "ABORT"])
+def test_transaction_statements_are_refused_and_point_to_transaction(cluster, sql):
+    with cluster.session() as s:
+        for call in (s.execute, s.query, s.write):
+            with pytest.raises(walrouter.ProgrammingError) as e:
+                call(sql)
+            assert e.value.code == "bad_argument"
+            assert "transaction()" in str(e.value) and "begin()" in str(e.value)
+        assert not s.in_transaction
+        with s.transaction():  # the way the message names works
+            assert s.execute("SELECT 1") == 1
+
+
+def test_options_added_in_0_2_pass_through_by_name(dsn, table):
+    with walrouter.connect(dsn, statement_timeout_ms=5000, pool_max=4, pool_size=2, nearest=True,
+                           no_refresher=True, max_lag_bytes="none", max_lag_ms="none") as c, c.session() as s:
+        s.execute(f"INSERT INTO {table} (v) VALUES ('a')")
+        assert s.query(f"SELECT count(*) FROM {table}").scalar() == 1
+    with walrouter.connect(dsn, max_lag_bytes=None, max_lag_ms=None, nearest=False, no_refresher="off") as c:
+        assert c.session().query("SELECT 1").scalar() == 1
+
+
+@pytest.mark.parametrize("option, value", [("statement_timeout_ms", "soon"), ("pool_max", -1),
+                                           ("nearest", "closest"), ("no_refresher", 2),
+                                           ("max_lag_ms", "never"), ("max_lag_bytes", float("inf"))])
+def test_a_bad_value_of_a_new_option_is_named(dsn, option, value):
+    with pytest.raises(walrouter.ProgrammingError, match=option):
+        walrouter.connect(dsn, **{option: value})
+
+
+def test_node_status_has_timeline_fencing_and_round_trip(cluster):
+    for n in cluster.status():
+        assert n.timeline is None or n.timeline >= 1
+        assert n.fenced is False
+        assert n.rtt_ms is None or n.rtt_ms >= 0
+    assert cluster.status()[PRIMARY].timeline >= 1
