@@ -276,7 +276,9 @@ static void a_token_moves_between_clusters_with_other_node_orders_without_going_
     CHECK(strcmp(rdsn, dsn) != 0);
     wr_cluster *a = t_open(NULL);
     wr_cluster *b = NULL;
-    CHECK_INT(wr_cluster_open(&b, rdsn, NULL), WR_OK);
+    wr_options bo = {0};
+    if (t_under_valgrind()) bo.connect_timeout_s = 30;
+    CHECK_INT(wr_cluster_open(&b, rdsn, &bo), WR_OK);
     size_t n = wr_cluster_nnodes(a);
     CHECK_INT(wr_cluster_nnodes(b), n);
     for (size_t i = 0; i < n; i++) CHECK_STR(wr_cluster_node_name(b, n - 1 - i), wr_cluster_node_name(a, i));
@@ -573,6 +575,7 @@ static void a_cascaded_replica_serves_reads_only_with_the_sessions_writes(void) 
     wr_options o = {0};
     o.refresh_interval_ms = 100;
     wr_cluster *c = NULL;
+    if (t_under_valgrind() && o.connect_timeout_s == 0) o.connect_timeout_s = 30;
     CHECK_INT(wr_cluster_open(&c, dsn4, &o), WR_OK);
     CHECK_INT(wr_cluster_nnodes(c), 4);
     wr_session *setup = wr_session_new(c);

@@ -23,7 +23,10 @@ void t_nap(int ms);
 const char *t_sql(int node, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The node that is currently the primary, by asking every node. */
 int t_primary(void);
-/* Opens the test cluster through walrouter; exits on failure. */
+/* Whether the test runs under valgrind (slow logins: longer timeouts). */
+int t_under_valgrind(void);
+/* Opens the test cluster through walrouter (under valgrind with a 30 s
+ * connect timeout unless opt sets one); exits on failure. */
 wr_cluster *t_open(const wr_options *opt);
 /* Current primary insert position, read directly. */
 wr_lsn t_primary_lsn(void);
