@@ -106,6 +106,17 @@ static uint64_t covered_at(const wr_engine *e, wr_lsn lsn) {
     return 0;
 }
 
+/* Whether replica n has replayed the newest primary position observed no
+ * later than n's own position was. */
+static int caught_up(const wr_engine *e, const wr_node_track *n) {
+    if (e->latest.at_us <= n->lsn_at_us) return n->lsn >= e->latest.lsn;
+    for (uint32_t k = 0; k < e->nsamples; k++) {
+        const wr_sample *s = sample_at(e, k);
+        if (s->at_us <= n->lsn_at_us) return n->lsn >= s->lsn;
+    }
+    return 0;
+}
+
 /* ---- lag and exclusion ---------------------------------------------------- */
 
 wr_lsn wr_engine_sendable(const wr_engine *e) {
@@ -136,10 +147,10 @@ static void measure(wr_engine *e, wr_node_track *n, uint64_t now_us) {
     if (n->covered_at_us == 0) known = 0;
     if (known) {
         n->lag_bytes = s > n->lsn ? (int64_t)(s - n->lsn) : 0;
-        /* Shown lag: 0 when it has the newest sample, else since the newest
-         * sample it has. */
-        n->lag_us = n->covered_at_us == e->latest.at_us ? 0
-                    : now_us > n->covered_at_us ? (int64_t)(now_us - n->covered_at_us) : 0;
+        /* Shown lag: 0 when it has everything the primary had when its
+         * position was observed (samples taken later may hold WAL on its
+         * way), else the time since the newest sample it has. */
+        n->lag_us = caught_up(e, n) ? 0 : now_us > n->covered_at_us ? (int64_t)(now_us - n->covered_at_us) : 0;
     } else {
         n->lag_bytes = -1;
         n->lag_us = -1;

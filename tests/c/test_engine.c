@@ -788,7 +788,7 @@ static void a_failed_snapshot_check_waits_and_runs_again_within_the_budget_only(
     CHECK(r.at[r.n - 1] <= r.start_us + BUDGET + 10 * MS);
 }
 
-static void an_unreachable_replica_gives_no_snapshot_and_the_primary_reads_unchecked(void) {
+static void an_unreachable_replica_gives_no_snapshot_and_the_primary_reads_behind_the_syncrep_check(void) {
     cluster();
     wr_sess s;
     wr_sess_init(&s, 0);
@@ -797,6 +797,7 @@ static void an_unreachable_replica_gives_no_snapshot_and_the_primary_reads_unche
     CHECK_INT(r.done.status, WR_E_OK);
     const wr_step *run = first_step(&r, WR_STEP_RUN, NULL);
     CHECK(run && !(run->flags & WR_RUN_SNAPSHOT_CHECK));
+    CHECK(run && (run->flags & WR_RUN_SYNCREP_CHECK)); /* no commit may wait on a sync standby */
 }
 
 static void a_need_on_an_older_timeline_moves_onto_the_primarys_timeline(void) {
@@ -1348,7 +1349,7 @@ int main(void) {
     RUN(a_replica_read_refused_as_read_only_reruns_on_the_primary_as_a_write);
     RUN(moving_from_a_replica_to_the_primary_checks_the_replicas_snapshot_first);
     RUN(a_failed_snapshot_check_waits_and_runs_again_within_the_budget_only);
-    RUN(an_unreachable_replica_gives_no_snapshot_and_the_primary_reads_unchecked);
+    RUN(an_unreachable_replica_gives_no_snapshot_and_the_primary_reads_behind_the_syncrep_check);
     RUN(a_need_on_an_older_timeline_moves_onto_the_primarys_timeline);
     RUN(after_a_failover_another_replica_needs_the_new_primarys_position);
     RUN(a_token_need_on_an_unknown_newer_timeline_is_probed_once_then_clamped);
