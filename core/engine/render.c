@@ -193,7 +193,7 @@ size_t wr_engine_metrics_text(const wr_engine *e, const char *const *names, cons
         SERIES("walrouter_replica_lag_bytes", i);
         put_f(&o, "} %lld\n", (long long)e->nodes[i].lag_bytes);
     }
-    put_s(&o, "# HELP walrouter_replica_lag_seconds Replay delay; 0 when nothing is waiting to be replayed.\n"
+    put_s(&o, "# HELP walrouter_replica_lag_seconds Time since the newest primary position the replica has replayed; 0 when caught up.\n"
               "# TYPE walrouter_replica_lag_seconds gauge\n");
     EACH_NODE(i) if (e->nodes[i].role == WR_ROLE_REPLICA && e->nodes[i].lag_us >= 0) {
         SERIES("walrouter_replica_lag_seconds", i);

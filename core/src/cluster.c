@@ -61,7 +61,6 @@ wr_status wr_cluster_open(wr_cluster **out, const char *dsn, const wr_options *o
     *out = c;
     if (!c) return WR_ERR_NOMEM;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->freed, NULL);
     pthread_cond_init(&c->refresher_cv, NULL);
     wr_err_clear(&c->err);
     wr_options_resolve(opt, &c->opt);
@@ -102,7 +101,6 @@ void wr_cluster_close(wr_cluster *c) {
     }
     wr_dsn_free(&c->dsn);
     pthread_cond_destroy(&c->refresher_cv);
-    pthread_cond_destroy(&c->freed);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -156,7 +154,6 @@ int wr_cluster_try_borrow(wr_cluster *c, int i, wr_conn **out) {
 void wr_cluster_release_slot(wr_cluster *c, int i) {
     pthread_mutex_lock(&c->mu);
     c->pool[i].in_use--;
-    if (c->pool[i].waiting) pthread_cond_broadcast(&c->freed);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -172,7 +169,6 @@ void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken) {
         pool->nidle++;
         conn = NULL;
     }
-    if (pool->waiting) pthread_cond_broadcast(&c->freed);
     pthread_mutex_unlock(&c->mu);
     wr_conn_free(conn);
 }

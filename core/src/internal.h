@@ -23,12 +23,10 @@ typedef struct wr_pool {
     wr_conn *idle;  /* owned */
     int nidle;
     int in_use;
-    int waiting;    /* borrowers waiting for a free slot */
 } wr_pool;
 
 struct wr_cluster {
     pthread_mutex_t mu;      /* guards eng, pools, events; never held across I/O */
-    pthread_cond_t freed;    /* a pooled connection came back */
     wr_options opt;          /* resolved, read-only after open */
     wr_dsn dsn;              /* read-only after open */
     size_t n;

@@ -139,7 +139,7 @@ char *wr_cluster_metrics_text(wr_cluster *c) {
         LABEL(i);
         sb_printf(&b, "} %lld\n", (long long)st[i].lag_bytes);
     }
-    sb_printf(&b, "# HELP walrouter_replica_lag_seconds Replay delay; 0 when nothing is waiting to be replayed.\n"
+    sb_printf(&b, "# HELP walrouter_replica_lag_seconds Time since the newest primary position the replica has replayed; 0 when caught up.\n"
                   "# TYPE walrouter_replica_lag_seconds gauge\n");
     EACH_NODE(i) if (st[i].role == WR_ROLE_REPLICA && st[i].lag_seconds >= 0) {
         sb_printf(&b, "walrouter_replica_lag_seconds");
