@@ -8,6 +8,12 @@ packages=(
   valgrind iproute2
   lua5.4 liblua5.4-dev lua-busted lua-sql-postgres
   swig python3-dev python3-pytest python3-psycopg python3-psycopg2
+  python3-venv python3-setuptools python3-wheel python3-build python3-mypy
+  python3-asyncpg python3-aiohttp python3-sqlalchemy python3-hypothesis
+  python3-matplotlib
+  nginx libnginx-mod-http-lua lua-resty-core lua-cjson luajit2 libluajit2-5.1-dev
+  patroni etcd-server etcd-client pgpool2 pgbouncer
+  clang libclang-rt-14-dev
 )
 
 missing=()
