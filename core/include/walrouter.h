@@ -27,6 +27,12 @@
 extern "C" {
 #endif
 
+/* Only what this header and walrouter_engine.h declare is exported from
+ * libwalrouter.so; everything else is built with -fvisibility=hidden. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(SWIG)
+#pragma GCC visibility push(default)
+#endif
+
 #define WR_VERSION "0.1.0"
 
 typedef struct wr_cluster wr_cluster;
@@ -97,8 +103,23 @@ typedef struct wr_options {
  * ("read_budget_ms", "200"). Names are the field names above; booleans take
  * 1/0/true/false/on/off; token_key takes the key text. Returns WR_ERR_ARG with
  * a message naming the key when the key is unknown or the value is invalid. */
+wr_status wr_options_set_sized(wr_options *o, size_t o_size, const char *key,
+                               const char *value, char *errbuf, size_t errlen);
+
+/* ABI: structs the caller allocates (wr_options, wr_node_status, wr_event)
+ * grow at the end. The functions that take one are exported as *_sized and
+ * get the size the caller was compiled with, through the macros below: the
+ * library reads and writes only that many bytes (missing options mean their
+ * default), so a program built against an older walrouter.h keeps working
+ * with a newer libwalrouter.so.0. The SONAME changes only when a function
+ * or a field is removed or changes meaning. */
+#ifndef SWIG
+#define wr_options_set(o, key, value, errbuf, errlen) \
+    wr_options_set_sized((o), sizeof(wr_options), (key), (value), (errbuf), (errlen))
+#else
 wr_status wr_options_set(wr_options *o, const char *key, const char *value,
                          char *errbuf, size_t errlen);
+#endif
 
 /* ---- cluster ------------------------------------------------------------ */
 
@@ -111,8 +132,15 @@ wr_status wr_options_set(wr_options *o, const char *key, const char *value,
  * A cluster belongs to the process that opened it: after fork() the child
  * must neither use nor close it (its connections are the parent's), and
  * opens its own. */
+wr_status wr_cluster_open_sized(wr_cluster **out, const char *dsn,
+                                const wr_options *opt, size_t opt_size);
+#ifndef SWIG
+#define wr_cluster_open(out, dsn, opt) \
+    wr_cluster_open_sized((out), (dsn), (opt), sizeof(wr_options))
+#else
 wr_status wr_cluster_open(wr_cluster **out, const char *dsn,
                           const wr_options *opt);
+#endif
 void wr_cluster_close(wr_cluster *c); /* NULL is a no-op */
 
 /* The last error of the cluster handle itself (open, refresh). Never NULL;
@@ -156,7 +184,14 @@ wr_status wr_cluster_refresh(wr_cluster *c);
 /* Copies node i's status as the background probes last saw it (with
  * no_refresher: probing first the nodes whose last probe is older than
  * refresh_interval_ms). */
+wr_status wr_cluster_node_status_sized(wr_cluster *c, size_t i, wr_node_status *out,
+                                      size_t out_size);
+#ifndef SWIG
+#define wr_cluster_node_status(c, i, out) \
+    wr_cluster_node_status_sized((c), (i), (out), sizeof(wr_node_status))
+#else
 wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out);
+#endif
 
 /* ---- session ------------------------------------------------------------ */
 
@@ -360,7 +395,14 @@ void wr_cluster_set_event_handler(wr_cluster *c, wr_event_fn fn, void *arg);
 /* Also queued (the last 64), for bindings that deliver events on their own
  * thread: copies up to cap pending events into out, oldest first, and
  * removes them; returns how many. */
+size_t wr_cluster_poll_events_sized(wr_cluster *c, wr_event *out, size_t cap,
+                                    size_t event_size);
+#ifndef SWIG
+#define wr_cluster_poll_events(c, out, cap) \
+    wr_cluster_poll_events_sized((c), (out), (cap), sizeof(wr_event))
+#else
 size_t wr_cluster_poll_events(wr_cluster *c, wr_event *out, size_t cap);
+#endif
 
 /* Optional: a thread that refreshes lag figures every interval_ms, for long-
  * running services (without it, figures are refreshed on use). Stopped by
@@ -368,6 +410,9 @@ size_t wr_cluster_poll_events(wr_cluster *c, wr_event *out, size_t cap);
 wr_status wr_cluster_start_refresher(wr_cluster *c, uint32_t interval_ms);
 void wr_cluster_stop_refresher(wr_cluster *c);
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(SWIG)
+#pragma GCC visibility pop
+#endif
 #ifdef __cplusplus
 }
 #endif

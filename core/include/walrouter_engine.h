@@ -36,6 +36,13 @@
 extern "C" {
 #endif
 
+/* Exported from libwalrouter_engine.so and libwalrouter.so: exactly what this
+ * header declares (the rest is built with -fvisibility=hidden). The engine's
+ * structs are part of its ABI: a change of their layout changes the SONAME. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(SWIG)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- LSN ------------------------------------------------------------- */
 
 /* A WAL position: PostgreSQL's pg_lsn, 64 bits, text form "X/Y" (hex). */
@@ -708,6 +715,9 @@ void wr_op_next(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now_us, wr_step *o
 void wr_op_feed(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, uint64_t now_us,
                 uint32_t rand);
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(SWIG)
+#pragma GCC visibility pop
+#endif
 #ifdef __cplusplus
 }
 #endif

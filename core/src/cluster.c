@@ -55,8 +55,17 @@ static void describe_failures(wr_cluster *c, char *msg, size_t cap) {
     }
 }
 
-wr_status wr_cluster_open(wr_cluster **out, const char *dsn, const wr_options *opt) {
+/* opt_size: sizeof(wr_options) in the caller's walrouter.h; the fields it
+ * lacks take their defaults. */
+wr_status wr_cluster_open_sized(wr_cluster **out, const char *dsn, const wr_options *caller_opt,
+                                size_t opt_size) {
     if (!out) return WR_ERR_ARG;
+    wr_options sized = {0};
+    const wr_options *opt = NULL;
+    if (caller_opt) {
+        memcpy(&sized, caller_opt, opt_size < sizeof sized ? opt_size : sizeof sized);
+        opt = &sized;
+    }
     wr_cluster *c = calloc(1, sizeof *c);
     *out = c;
     if (!c) return WR_ERR_NOMEM;
@@ -175,8 +184,12 @@ void wr_cluster_giveback(wr_cluster *c, wr_conn *conn, int broken) {
 
 /* ---- status ------------------------------------------------------------------ */
 
-wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out) {
-    if (!c || !out || i >= c->n) return WR_ERR_ARG;
+/* out_size: sizeof(wr_node_status) in the caller's walrouter.h. */
+wr_status wr_cluster_node_status_sized(wr_cluster *c, size_t i, wr_node_status *caller_out,
+                                      size_t out_size) {
+    if (!c || !caller_out || i >= c->n) return WR_ERR_ARG;
+    wr_node_status full;
+    wr_node_status *out = &full;
     if (c->opt.no_refresher) wr_cluster_probe_due(c);
     memset(out, 0, sizeof *out);
     const char *host = c->dsn.host[i] ? c->dsn.host[i] : c->dsn.hostaddr[i] ? c->dsn.hostaddr[i] : "localhost";
@@ -200,5 +213,6 @@ wr_status wr_cluster_node_status(wr_cluster *c, size_t i, wr_node_status *out) {
     out->fenced = n->fenced;
     out->rtt_ms = n->rtt_us ? n->rtt_us / 1000.0 : -1;
     pthread_mutex_unlock(&c->mu);
+    memcpy(caller_out, &full, out_size < sizeof full ? out_size : sizeof full);
     return WR_OK;
 }

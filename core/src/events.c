@@ -34,12 +34,15 @@ void wr_cluster_set_event_handler(wr_cluster *c, wr_event_fn fn, void *arg) {
     pthread_mutex_unlock(&c->mu);
 }
 
-size_t wr_cluster_poll_events(wr_cluster *c, wr_event *out, size_t cap) {
-    if (!c || !out) return 0;
+/* event_size: sizeof(wr_event) in the caller's walrouter.h (see there). */
+size_t wr_cluster_poll_events_sized(wr_cluster *c, wr_event *out, size_t cap, size_t event_size) {
+    if (!c || !out || event_size == 0) return 0;
+    size_t copy = event_size < sizeof(wr_event) ? event_size : sizeof(wr_event);
     pthread_mutex_lock(&c->mu);
     size_t n = 0;
     while (n < cap && c->ev_count) {
-        out[n++] = c->events[c->ev_head];
+        memcpy((char *)out + n * event_size, &c->events[c->ev_head], copy);
+        n++;
         c->ev_head = (c->ev_head + 1) % RING;
         c->ev_count--;
     }

@@ -32,9 +32,11 @@ typedef struct {
     const char *name;
     opt_kind kind;
     size_t offset;
+    size_t size;
 } opt_def;
 
-#define OPT(field, kind) { #field, kind, offsetof(wr_options, field) }
+#define OPT(field, kind) \
+    { #field, kind, offsetof(wr_options, field), sizeof(((wr_options *)0)->field) }
 static const opt_def defs[] = {
     OPT(read_budget_ms, OPT_U32),    OPT(retry_interval_ms, OPT_U32),
     OPT(pool_size, OPT_U32),         OPT(stmt_cache_size, OPT_U32),
@@ -78,8 +80,9 @@ static int parse_bool(const char *v, int *out) {
     return -1;
 }
 
-wr_status wr_options_set(wr_options *o, const char *key, const char *value,
-                         char *errbuf, size_t errlen) {
+/* o_size: sizeof(wr_options) in the caller's walrouter.h (see there). */
+wr_status wr_options_set_sized(wr_options *o, size_t o_size, const char *key, const char *value,
+                               char *errbuf, size_t errlen) {
     char dummy[1];
     if (!errbuf || !errlen) { errbuf = dummy; errlen = sizeof dummy; }
     errbuf[0] = '\0';
@@ -90,6 +93,11 @@ wr_status wr_options_set(wr_options *o, const char *key, const char *value,
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         const opt_def *d = &defs[i];
         if (strcmp(d->name, key) != 0) continue;
+        if (d->offset + d->size > o_size) {
+            snprintf(errbuf, errlen, "option %s: this program was built with a walrouter.h "
+                     "older than the option", key);
+            return WR_ERR_ARG;
+        }
         char *field = (char *)o + d->offset;
         uint64_t x;
         int b;
