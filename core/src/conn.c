@@ -132,12 +132,13 @@ static int send_step(wr_conn_op *op, int i) {
 /* Queues the whole round trip. Returns how many messages were queued before
  * a send failed (so 0: nothing can have reached the socket), or -1 when all
  * were. DEALLOCATEs of evicted statements go first, behind their own Sync so
- * that one failing cannot abort the caller's statements. */
+ * that one failing cannot abort the caller's statements, and only outside a
+ * transaction block, where one failing would abort the caller's transaction. */
 static int send_all(wr_conn_op *op) {
     PGconn *pg = op->c->pg;
     wr_stmtcache *cache = &op->c->cache;
     int queued = 0;
-    if (cache->ndealloc && PQtransactionStatus(pg) != PQTRANS_INERROR) {
+    if (cache->ndealloc && PQtransactionStatus(pg) == PQTRANS_IDLE) {
         for (uint32_t d = 0; d < cache->ndealloc; d++) {
             char sql[32];
             snprintf(sql, sizeof sql, "DEALLOCATE wr%u", cache->dealloc[d]);
@@ -202,12 +203,71 @@ void wr_conn_op_start(wr_conn_op *op, wr_conn *c, wr_pq_step *steps, int n, uint
 
 /* ---- receiving ----------------------------------------------------------- */
 
-static int is_stale(const PGresult *r, int named) {
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+/* ---- stale statements ------------------------------------------------------
+ * Told apart from a user's own errors by SQLSTATE and the server's routine
+ * name (PG_DIAG_SOURCE_FUNCTION), never by message text, which follows
+ * lc_messages:
+ *   0A000 from RevalidateCachedQuery: a cached statement's result type
+ *     changed (ALTER TABLE under SELECT *). Raised before it ran. Only a
+ *     statement prepared in an earlier round trip can be stale: one
+ *     prepared in this one failing so is the user's own (EXECUTE of their
+ *     own PREPAREd statement).
+ *   26000 from FetchPreparedStatement naming our own statement: the server
+ *     lost it (DEALLOCATE ALL run from a function). A user's EXECUTE or
+ *     DEALLOCATE of another name, or a RAISE of 26000, is theirs.
+ * A stale statement is re-run only outside a transaction block; in one, the
+ * error stands (the transaction is aborted) and only the cache is fixed. */
+
+static int routine_is(const PGresult *r, const char *name) {
+    const char *f = PQresultErrorField(r, PG_DIAG_SOURCE_FUNCTION);
+    return f && strcmp(f, name) == 0;
+}
+
+static int is_word_char(char c) {
+    return c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* The message names statement wr<id> (as a whole word, in any language). */
+static int names_statement(const PGresult *r, uint32_t id) {
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    if (!named || !state) return 0;
-    if (strcmp(state, "26000") == 0) return 2; /* our statement is gone: DISCARD/DEALLOCATE ALL */
-    return strcmp(state, "0A000") == 0 && msg && strstr(msg, "cached plan must not change") ? 1 : 0;
+    char name[16];
+    int len = snprintf(name, sizeof name, "wr%u", id);
+    for (const char *p = msg; p && (p = strstr(p, name)) != NULL; p++)
+        if ((p == msg || !is_word_char(p[-1])) && !is_word_char(p[len])) return 1;
+    return 0;
+}
+
+/* Whether step i's statement was prepared in this round trip. */
+static int prepared_now(const wr_conn_op *op, int step) {
+    for (int k = 0; k < op->nex; k++)
+        if (op->ex[k].kind == K_PREP && op->ex[k].step == step) return 1;
+    return 0;
+}
+
+/* 1: a cached plan went stale; 2: the server lost our statement; 0: the
+ * user's own error (or an unnamed statement's). */
+static int is_stale(const wr_conn_op *op, const wr_expect *e, const PGresult *r) {
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (e->id == UINT32_MAX || !state || prepared_now(op, e->step)) return 0;
+    if (strcmp(state, "0A000") == 0 && routine_is(r, "RevalidateCachedQuery")) return 1;
+    if (strcmp(state, "26000") == 0 && routine_is(r, "FetchPreparedStatement") && names_statement(r, e->id))
+        return 2;
+    return 0;
+}
+
+/* A statement that made the server forget prepared statements (ours too):
+ * by command tag, which is not translated. */
+static int forgets_statements(const PGresult *r) {
+    const char *tag = PQcmdStatus((PGresult *)r);
+    return tag && (strcmp(tag, "DISCARD ALL") == 0 || strncmp(tag, "DEALLOCATE", 10) == 0);
+}
+
+/* The server's prepared statements are not what the cache says: forget
+ * them, and never lend the connection again (what it still holds dies with
+ * it; new names never reuse old ones). */
+static void lose_cache(wr_conn *c) {
+    wr_stmtcache_clear(&c->cache);
+    c->dirty = 1;
 }
 
 /* Files a command's result (taking it) under its step. */
@@ -231,13 +291,20 @@ static void file_result(wr_conn_op *op, const wr_expect *e, PGresult *r) {
         }
         s->res = r;
         if (st == PGRES_FATAL_ERROR) {
-            int stale = is_stale(r, e->id != UINT32_MAX);
+            int stale = is_stale(op, e, r);
             if (stale == 1) wr_stmtcache_remove(cache, e->id, 1);
-            if (stale == 2) wr_stmtcache_clear(cache);
+            if (stale == 2) lose_cache(op->c);
             s->stale = stale != 0;
+        } else if (forgets_statements(r)) {
+            lose_cache(op->c);
         }
         return;
     case K_DEALLOC:
+        /* The server did not have it: the cache no longer says what the
+         * server holds. The caller's statements are behind their own Sync. */
+        if (st == PGRES_FATAL_ERROR) lose_cache(op->c);
+        PQclear(r);
+        return;
     case K_SYNC:
         PQclear(r);
         return;
@@ -286,6 +353,9 @@ int wr_conn_op_advance(wr_conn_op *op, short revents, uint64_t now_us) {
         if (pump(op) != 0) return finish(op, WR_RUN_LOST, NULL);
         if (op->next == op->nex) {
             if (!PQexitPipelineMode(op->c->pg)) return finish(op, WR_RUN_LOST, NULL);
+            /* In a failed transaction block nothing can be re-run. */
+            if (PQtransactionStatus(op->c->pg) == PQTRANS_INERROR)
+                for (int i = 0; i < op->n; i++) op->steps[i].stale = 0;
             if (!op->grace_end_us) return finish(op, WR_RUN_OK, NULL);
             op->phase = PH_SETTLE;
         }

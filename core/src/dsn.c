@@ -77,6 +77,43 @@ void wr_dsn_free(wr_dsn *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* Masks in msg what could be the password in a DSN libpq failed to parse,
+ * as written (libpq quotes pieces of it, e.g. a bad percent-encoding):
+ * the text between "scheme://user:" and "@", and each "password=" value. */
+static void mask_raw_passwords(const char *dsn, char *msg, size_t cap) {
+    char raw[WR_MSG_SIZE];
+    const char *p = strstr(dsn, "://");
+    if (p) {
+        const char *u = p + 3, *end = u + strcspn(u, "/?#");
+        const char *colon = memchr(u, ':', (size_t)(end - u));
+        /* Up to the last '@' and to any before it, and each piece between
+         * them: libpq may split an unencoded '@' in a password elsewhere. */
+        for (const char *at = end, *next = end; colon && at > colon; at--) {
+            if (*at != '@' || (size_t)(at - colon) >= sizeof raw) continue;
+            snprintf(raw, sizeof raw, "%.*s", (int)(at - colon - 1), colon + 1);
+            wr_mask_secrets(msg, cap, raw);
+            if (next < end) {
+                snprintf(raw, sizeof raw, "%.*s", (int)(next - at - 1), at + 1);
+                wr_mask_secrets(msg, cap, raw);
+            }
+            next = at;
+        }
+    }
+    for (p = dsn; (p = strstr(p, "password")) != NULL;) {
+        p += strlen("password");
+        const char *v = p + strspn(p, " \t");
+        if (*v != '=') continue;
+        v++;
+        v += strspn(v, " \t");
+        int quoted = *v == '\'';
+        v += quoted;
+        size_t len = strcspn(v, quoted ? "'" : " \t&#");
+        if (len == 0 || len >= sizeof raw) continue;
+        snprintf(raw, sizeof raw, "%.*s", (int)len, v);
+        wr_mask_secrets(msg, cap, raw);
+    }
+}
+
 wr_status wr_dsn_parse(wr_dsn *d, const char *dsn, uint32_t connect_timeout_s, wr_err *e) {
     char *errmsg = NULL;
     memset(d, 0, sizeof *d);
@@ -86,6 +123,7 @@ wr_status wr_dsn_parse(wr_dsn *d, const char *dsn, uint32_t connect_timeout_s, w
         wr_status st = wr_err_set(e, NULL, errmsg ? WR_ERR_ARG : WR_ERR_NOMEM, -1, NULL,
                                   "invalid DSN: %s", errmsg ? errmsg : "out of memory");
         PQfreemem(errmsg);
+        mask_raw_passwords(dsn, e->msg, sizeof e->msg);
         return st;
     }
     const char *hosts = NULL, *addrs = NULL, *ports = NULL;

@@ -44,9 +44,15 @@ void wr_mask_secrets(char *text, size_t cap, const char *secret) {
     char *p;
     /* The literal password, wherever it appears. */
     if (secret && *secret) {
-        size_t sl = strlen(secret);
-        while ((p = strstr(text, secret)) != NULL)
-            splice(text, cap, (size_t)(p - text), (size_t)(p - text) + sl, MASK);
+        size_t sl = strlen(secret), ml = strlen(MASK);
+        /* Searching on after each mask: a secret that is part of the mask
+         * itself ("*") must not be found in it again. */
+        for (size_t from = 0; (p = strstr(text + from, secret)) != NULL;) {
+            size_t at = (size_t)(p - text);
+            splice(text, cap, at, at + sl, MASK);
+            from = at + ml;
+            if (from >= strlen(text)) break;
+        }
     }
     /* password=... in key=value text (and in URI query parameters). */
     for (p = text; (p = strstr(p, "password=")) != NULL;) {
