@@ -19,6 +19,7 @@ after a short bounded retry, to the primary. Read-your-writes, monotonic
 reads, session tokens for cookies, transactions pinned to one node.
 ]],
   labels = { "postgresql", "database", "replication" },
+  license = "PostgreSQL",
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
