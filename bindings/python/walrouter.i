@@ -357,3 +357,6 @@ PyObject *wr_py_poll_events(wr_cluster *c) {
   return list;
 }
 %}
+
+/* The async API for walrouter.aio. */
+%include "async.i"
