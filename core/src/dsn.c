@@ -34,10 +34,13 @@ static int split_list(const char *s, char **items, int max) {
 
 /* What we set when the DSN does not: a dead peer is noticed within seconds
  * (keepalives for an idle connection, tcp_user_timeout for unacknowledged
- * data), not after the kernel's two hours or fifteen minutes. */
+ * data), not after the kernel's two hours or fifteen minutes; and text in
+ * UTF-8 whatever the database's encoding, the one place that decides it for
+ * C and every binding. */
 static const char *const defaults[][2] = {
     {"application_name", "walrouter"}, {"keepalives", "1"},     {"keepalives_idle", "5"},
     {"keepalives_interval", "2"},      {"keepalives_count", "3"}, {"tcp_user_timeout", "10000"},
+    {"client_encoding", "UTF8"},
 };
 #define NDEFAULTS (sizeof defaults / sizeof defaults[0])
 
