@@ -56,7 +56,10 @@ function M.engine()
   local nodes = {}
   for i = 0, c.n - 1 do
     local t = c.eng.nodes[i]
-    nodes[i + 1] = { name = c.nodes[i + 1].name, role = t.role, up = t.up,
+    local pool = c.pools[i]
+    nodes[i + 1] = { name = c.nodes[i + 1].name, role = t.role, up = t.up, logins = pool.logins,
+                     idle = #pool.idle, waiting = pool.waiting, placed = t.placed,
+                     last_error = ffi.string(t.last_error),
                      lsn = tostring(tonumber(t.lsn)), lsn_at_us = tostring(tonumber(t.lsn_at_us)) }
   end
   reply{ nodes = nodes }
@@ -65,7 +68,7 @@ end
 -- A plain cosocket read with no routing (the bench baseline): node ?node=i.
 function M.plain()
   local pg = require "resty.walrouter.pg"
-  local c = walrouter.cluster("main")
+  local c = walrouter.cluster(ngx.var.arg_cluster or "main")
   local i = tonumber(ngx.var.arg_node or 1)
   local node = c.nodes[i + 1]
   local deadline = require("resty.walrouter.ffi").now_us() + 5000000
@@ -75,7 +78,20 @@ function M.plain()
   local q = { sql = ngx.var.arg_sql or "SELECT 1" }
   local st = conn:run({ q }, deadline, false, 0)
   conn:keepalive(60000, 64)
-  ngx.say(st, " ", q.rows and #q.rows or -1)
+  local body = st .. " " .. (q.rows and #q.rows or -1) .. " " .. node.name .. "\n"
+  if st ~= "ok" or q.err then ngx.status = 500 end
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
+-- The bench's routed read: a session, a read through the engine.
+function M.bench_routed()
+  local db = walrouter.new{ cluster = "bench" }
+  local rows, err = db:query(ngx.var.arg_sql or "SELECT 1")
+  local body = rows and ("ok " .. #rows .. " " .. rows.node .. "\n") or tostring(err)
+  if not rows then ngx.status = 500 end
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
 end
 
 function M.status()

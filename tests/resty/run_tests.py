@@ -100,10 +100,12 @@ class Nginx:
         os.makedirs(self.prefix)
         os.chmod(self.prefix, 0o755)
         bad = re.sub(r"(://[^:]*:)[^@]*@", r"\1wrong-password@", self.dsn)
+        m = re.match(r"(postgresql://[^@]*@)([^/]*)(/.*)$", self.dsn)
+        bench = m.group(1) + ",".join(m.group(2).split(",")[:2]) + m.group(3)
         conf = open(os.path.join(HERE, "nginx.conf.in")).read()
         for k, v in {"@USER@": "user root root;" if os.geteuid() == 0 else "",
                      "@WORKERS@": str(self.workers), "@PREFIX@": self.prefix, "@TOP@": TOP,
-                     "@ENGINE_LIB@": self.engine_lib, "@DSN@": self.dsn, "@BAD_DSN@": bad,
+                     "@ENGINE_LIB@": self.engine_lib, "@DSN@": self.dsn, "@BAD_DSN@": bad, "@BENCH_DSN@": bench,
                      "@PORT@": str(self.port)}.items():
             conf = conf.replace(k, v)
         path = os.path.join(self.prefix, "nginx.conf")

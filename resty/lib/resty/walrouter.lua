@@ -19,6 +19,7 @@ local ffi_mod = require "resty.walrouter.ffi"
 local pg = require "resty.walrouter.pg"
 local dsn_mod = require "resty.walrouter.dsn"
 local shared = require "resty.walrouter.shared"
+local semaphore = require "ngx.semaphore"
 
 local band, bor = bit.band, bit.bor
 local now_us = ffi_mod.now_us
@@ -37,8 +38,8 @@ local STEP_RUN, STEP_WAIT, STEP_PROBE, STEP_SNAPSHOT, STEP_DONE = 0, 1, 2, 3, 4
 local RUN_CHECK_REPLAY, RUN_SNAPSHOT_CHECK, RUN_INSERT_POS, RUN_KEEP, RUN_PINNED, RUN_SYNCREP_CHECK =
   1, 2, 4, 8, 16, 32
 local PROBE_FORCE = 1
-local IO_OK, IO_SQL_ERROR, IO_NOT_SENT, IO_LOST, IO_TIMEOUT, IO_CHECK_FAILED, IO_CANCELED =
-  0, 1, 2, 3, 4, 6, 7
+local IO_OK, IO_SQL_ERROR, IO_NOT_SENT, IO_LOST, IO_TIMEOUT, IO_CHECK_FAILED, IO_CANCELED, IO_BUSY =
+  0, 1, 2, 3, 4, 6, 7, 8
 local CODE_NAMES = { [0] = "ok", "bad_argument", "bad_token", "connect_error", "sql_error",
   "unknown_outcome", "no_primary", "bad_state", "out_of_memory", "internal_error", "timeout",
   "split_brain", "interrupted" }
@@ -71,7 +72,7 @@ end
 local KNOWN = { name = 1, dsn = 1, shm = 1, read_budget_ms = 1, retry_interval_ms = 1,
   statement_timeout_ms = 1, refresh_interval_ms = 1, max_lag_bytes = 1, max_lag_ms = 1,
   connect_timeout_ms = 1, nearest = 1, token_key = 1, token_ttl_s = 1, pool_size = 1,
-  keepalive_ms = 1, engine_lib = 1, application_name = 1 }
+  keepalive_ms = 1, engine_lib = 1, application_name = 1, max_logins = 1 }
 
 --- walrouter.configure{ name=, dsn=, shm=, ... } (init_by_lua): declares a
 -- cluster. Raises on a bad option, naming it.
@@ -115,12 +116,14 @@ function M.configure(o)
     names_keep = keep, ids = ids,
     token_key = o.token_key, token_key_len = o.token_key and #o.token_key or 0,
     token_ttl = tonumber(o.token_ttl_s) or 86400,
-    pool_size = tonumber(o.pool_size) or 32, keepalive_ms = tonumber(o.keepalive_ms) or 60000,
+    pool_size = tonumber(o.pool_size) or 32, max_logins = tonumber(o.max_logins) or 4, keepalive_ms = tonumber(o.keepalive_ms) or 60000,
     connect_us = tonumber(cfg.connect_timeout_us) > 0 and tonumber(cfg.connect_timeout_us) or 5000000,
     application_name = o.application_name or "walrouter-resty",
     pools = {},
   }
-  for i = 0, n - 1 do c.pools[i] = { idle = {}, free = {}, seq = 0 } end
+  for i = 0, n - 1 do
+    c.pools[i] = { idle = {}, free = {}, seq = 0, logins = 0, waiting = 0, sema = nil }
+  end
   shared.attach(c)
   clusters[name] = c
   return c
@@ -136,15 +139,43 @@ end
 -- concurrency of the worker.
 local function acquire(c, i, deadline_us)
   local p = c.pools[i]
-  local meta = table.remove(p.idle) or table.remove(p.free)
+  local meta = table.remove(p.idle)
+  -- No idle connection: log in a new one, at most max_logins at a time per
+  -- node in this worker (a burst of logins would make each one late); the
+  -- others wait for a connection to come back or a login to end.
+  while not meta and p.logins >= c.max_logins do
+    local ms = pg.left_ms(deadline_us)
+    if not ms then return nil, "no free connection before the deadline", nil, true end
+    p.sema = p.sema or semaphore.new(0) -- made in the worker that waits
+    p.waiting = p.waiting + 1
+    p.sema:wait(ms / 1000)
+    p.waiting = p.waiting - 1
+    meta = table.remove(p.idle)
+  end
+  local login = false
   if not meta then
-    p.seq = p.seq + 1
-    meta = { pool = ("wr:%s:%d:%d"):format(c.name, i, p.seq) }
+    meta = table.remove(p.free)
+    if not meta then
+      p.seq = p.seq + 1
+      meta = { pool = ("wr:%s:%d:%d"):format(c.name, i, p.seq) }
+    end
+  end
+  if not pg.left_ms(deadline_us) then -- the deadline passed while waiting
+    if meta.pid then p.idle[#p.idle + 1] = meta else p.free[#p.free + 1] = meta end
+    return nil, "no free connection before the deadline", nil, true
+  end
+  if not meta.pid then
+    login = true
+    p.logins = p.logins + 1
   end
   local node = c.nodes[i + 1]
   local opts = { host = node.host, port = node.port, user = c.dsn.user, password = c.dsn.password,
                  database = c.dsn.database, application_name = c.application_name, pool = meta.pool }
   local conn, err, state = pg.connect(opts, deadline_us)
+  if login then
+    p.logins = p.logins - 1
+    if p.waiting > 0 then p.sema:post(1) end
+  end
   if not conn then
     p.free[#p.free + 1] = { pool = meta.pool }
     return nil, err, state
@@ -161,6 +192,7 @@ local function release(c, conn, dirty)
   if dirty or #p.idle >= c.pool_size then conn.broken = true end
   if conn:keepalive(c.keepalive_ms) then
     p.idle[#p.idle + 1] = conn.meta
+    if p.waiting > 0 then p.sema:post(1) end
   else
     p.free[#p.free + 1] = { pool = conn.meta.pool }
   end
@@ -297,6 +329,12 @@ local function parse_lsn(v)
   return lsn_out[0]
 end
 
+-- Whether the deadline is what ended a step: nginx's timers have a
+-- millisecond grain, so a socket timeout may fire up to a tick early.
+local function deadline_passed(deadline)
+  return now_us() + 2000 >= deadline and 1 or 0
+end
+
 -- One RUN or SNAPSHOT step: the pipeline, its outcome for the engine.
 local function run_step(self, st, sql, params, np)
   local c, io, op = self.c, self.io, self.op
@@ -307,16 +345,16 @@ local function run_step(self, st, sql, params, np)
     if cap < deadline then deadline = cap end
   end
   ffi.fill(io, ffi.sizeof(io))
-  local conn, err, sqlstate
+  local conn, err, sqlstate, busy
   if st.kind == STEP_RUN and band(flags, RUN_PINNED) ~= 0 then
     conn = self.tx
     if not conn then err = "the transaction's connection is gone" end
   else
-    conn, err, sqlstate = acquire(c, node, deadline)
+    conn, err, sqlstate, busy = acquire(c, node, deadline)
   end
   if not conn then
-    io.outcome = IO_NOT_SENT
-    io.deadline_hit = now_us() >= deadline and 1 or 0
+    io.outcome = busy and IO_BUSY or IO_NOT_SENT
+    io.deadline_hit = deadline_passed(deadline)
     self.last_detail, self.last_sqlstate = err, sqlstate
     return nil
   end
@@ -347,7 +385,7 @@ local function run_step(self, st, sql, params, np)
   local sent = now_us()
   io.sent_us = sent
   local status, canceled, detail = conn:run(qs, deadline, patient, CANCEL_GRACE_US)
-  io.deadline_hit = now_us() >= deadline and 1 or 0
+  io.deadline_hit = deadline_passed(deadline)
   local q = qs[i_stmt]
   local keep_snapshot
   if status ~= "ok" then

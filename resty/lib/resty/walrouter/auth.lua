@@ -51,6 +51,22 @@ local function nonce()
   return b64(ffi.string(buf, 18))
 end
 
+-- SaltedPassword and the keys derived from it, per password, salt and
+-- iteration count: PBKDF2 (4096 rounds by default) blocks the worker, so
+-- a worker runs it once per role, not once per connection.
+local keys_cache = {}
+
+local function keys_for(password, salt, iter)
+  local k = password .. "\0" .. salt .. "\0" .. iter
+  local hit = keys_cache[k]
+  if hit then return hit end
+  local salted = pbkdf2(password, salt, iter)
+  local client_key = hmac(salted, "Client Key")
+  hit = { client_key = client_key, stored_key = sha256(client_key), server_key = hmac(salted, "Server Key") }
+  keys_cache[k] = hit
+  return hit
+end
+
 local Scram = {}
 Scram.__index = Scram
 
@@ -77,13 +93,11 @@ function Scram:client_final(server_first)
   if not r or not s or not i or sub(r, 1, #self.cnonce) ~= self.cnonce or i < 1 then
     return nil, "SCRAM: malformed server-first-message"
   end
-  local salted = pbkdf2(self.password, s, i)
-  local client_key = hmac(salted, "Client Key")
-  local stored_key = sha256(client_key)
+  local keys = keys_for(self.password, s, i)
   local without_proof = "c=biws,r=" .. r
   local auth_message = self.first_bare .. "," .. server_first .. "," .. without_proof
-  local proof = xor(client_key, hmac(stored_key, auth_message))
-  self.server_signature = b64(hmac(hmac(salted, "Server Key"), auth_message))
+  local proof = xor(keys.client_key, hmac(keys.stored_key, auth_message))
+  self.server_signature = b64(hmac(keys.server_key, auth_message))
   return without_proof .. ",p=" .. b64(proof)
 end
 

@@ -104,9 +104,10 @@ local M = { C = {} }
 -- the loader's search path (libwalrouter_engine.so.0 as installed).
 local function load_engine(path)
   local tried = {}
-  for _, p in ipairs { path, os.getenv("WALROUTER_ENGINE_LIB"), "walrouter_engine",
-                       "libwalrouter_engine.so.0" } do
-    if p and p ~= "" then
+  local candidates = { path or "", os.getenv("WALROUTER_ENGINE_LIB") or "", "walrouter_engine",
+                       "libwalrouter_engine.so.0" }
+  for _, p in ipairs(candidates) do
+    if p ~= "" then
       local ok, lib = pcall(ffi.load, p)
       if ok then return lib end
       tried[#tried + 1] = tostring(lib)
