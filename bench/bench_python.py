@@ -1,23 +1,38 @@
 #!/usr/bin/python3
 """bench_python.py — what walrouter costs on a replica read from Python,
 measured in one run against psycopg2 and psycopg 3 reading the same row of
-the same replica.
+the same replica, each driver by its default path and by its best path.
 
     bench_python.py DSN [ITERATIONS]    (DSN: a primary and ONE replica;
                                          bench/run.sh passes one)
 
-Variants, interleaved in blocks of 500 so drift hits all alike; each reports
-the median (and p90, p99) of per-read latencies, including the conversion of
-the row to Python values, and the ratio of the median to psycopg2's:
-  psycopg2         cursor.execute + fetchall, autocommit (client-side binding)
-  psycopg3         cursor.execute + fetchall, autocommit (server-side binding,
-                   prepared after 5 runs: psycopg's default)
-  walrouter        session.query on one session (replica, cached position)
-  walrouter_new    a new session per read, as a web request would do
+Every variant has its own connection (its own backend) to the same replica,
+opened before any measured read and checked (pg_is_in_recovery(),
+inet_server_port()) before and after; walrouter's node is checked per read.
+The variants are alternated read by read, in a fresh random order for every
+read, so drift and periodic work hit all alike. Each reports the median, p90
+and p99 of per-read latencies, including the conversion of the row to Python
+values, and the ratio of the median to psycopg2's best path:
+  psycopg2_default   cursor.execute("... %s") + fetchall, autocommit: the
+                     parameters interpolated on the client, simple protocol
+  psycopg2_prepared  its best path: PREPARE once on the connection, then
+                     cursor.execute("EXECUTE bench_q(%s)") (a server-side
+                     prepared statement; psycopg2 has no extended protocol)
+  psycopg3_default   cursor.execute + fetchall, autocommit: server-side
+                     binding, prepared from the 5th run on (psycopg's default);
+                     after the warm-up this is also its best path. The
+                     psycopg 3 installed here is its pure-Python build.
+  walrouter          session.query on one session: its default path, which is
+                     also its best (a named prepared statement, cached per
+                     pooled connection; the replica's position is known)
+  walrouter_new      a new session per read, as a web request would do
 Then throughput: 8 threads sharing one walrouter Cluster (a session each),
-and 8 threads with a psycopg2 connection each, for comparison.
+and 8 threads with a psycopg2 connection each (both paths); every connection
+is opened and warmed before the clock starts.
 """
 
+import os
+import random
 import statistics
 import sys
 import threading
@@ -31,7 +46,8 @@ import walrouter
 
 QUERY = "SELECT id, v FROM bench_items WHERE id = $1::int"
 QUERY_PG = "SELECT id, v FROM bench_items WHERE id = %s::int"
-BLOCK = 500
+PREPARE_PG = "PREPARE bench_q(int) AS SELECT id, v FROM bench_items WHERE id = $1"
+EXECUTE_PG = "EXECUTE bench_q(%s)"
 THREADS = 8
 
 
@@ -55,16 +71,27 @@ def setup(cluster):
         return s.token
 
 
+def check_replica(cur, what, replica):
+    """Exits unless cur's connection is a session on the replica."""
+    cur.execute("SELECT pg_is_in_recovery(), inet_server_port()")
+    in_recovery, port = cur.fetchone()
+    if not in_recovery or str(port) != replica.rsplit(":", 1)[1]:
+        sys.exit(f"bench_python: {what} ran on port {port} (in recovery: {in_recovery}), not on {replica}")
+
+
 def pct(sorted_ns, q):
     return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000.0
+
+
+def load():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: bench_python.py DSN [ITERATIONS]   (DSN: a primary and ONE replica)")
     dsn = sys.argv[1]
-    iters = max(BLOCK, int(sys.argv[2]) if len(sys.argv) > 2 else 10000)
-    iters -= iters % BLOCK
+    iters = max(100, int(sys.argv[2]) if len(sys.argv) > 2 else 10000)
 
     cluster = walrouter.connect(dsn)
     token = setup(cluster)
@@ -76,13 +103,24 @@ def main():
     pg2 = psycopg2.connect(replica_dsn)
     pg2.autocommit = True
     cur2 = pg2.cursor()
+    pg2p = psycopg2.connect(replica_dsn)
+    pg2p.autocommit = True
+    cur2p = pg2p.cursor()
+    cur2p.execute(PREPARE_PG)
     pg3 = psycopg.connect(replica_dsn, autocommit=True)
     cur3 = pg3.cursor()
+    checks = (("psycopg2_default", cur2), ("psycopg2_prepared", cur2p), ("psycopg3_default", cur3))
+    for what, cur in checks:
+        check_replica(cur, what, replica)
     session = cluster.session()
 
     def run_psycopg2(i):
         cur2.execute(QUERY_PG, (i,))
         return cur2.fetchall()
+
+    def run_psycopg2_prepared(i):
+        cur2p.execute(EXECUTE_PG, (i,))
+        return cur2p.fetchall()
 
     def run_psycopg3(i):
         cur3.execute(QUERY_PG, (i,))
@@ -95,79 +133,106 @@ def main():
         with cluster.session() as s:
             return s.query(QUERY, i)
 
-    variants = {"psycopg2": run_psycopg2, "psycopg3": run_psycopg3,
-                "walrouter": run_walrouter, "walrouter_new": run_walrouter_new}
+    variants = {"psycopg2_default": run_psycopg2, "psycopg2_prepared": run_psycopg2_prepared,
+                "psycopg3_default": run_psycopg3, "walrouter": run_walrouter, "walrouter_new": run_walrouter_new}
     for f in variants.values():  # warm up: connections, prepared statements
         for i in range(200):
             f(1 + i % 1000)
+    names = list(variants)
     lat = {name: [] for name in variants}
     on_replica = {name: 0 for name in variants if name.startswith("walrouter")}
-    clock = time.perf_counter_ns
-    for base in range(0, iters, BLOCK):
-        for name, f in variants.items():
-            out = lat[name]
-            for k in range(BLOCK):
-                i = 1 + (base + k) % 1000
-                t0 = clock()
-                rows = f(i)
-                out.append(clock() - t0)
-                if len(rows) != 1 or rows[0][0] != i:
-                    sys.exit(f"bench_python: {name}: wrong row for id {i}: {list(rows)}")
-                if name in on_replica:
-                    on_replica[name] += rows.node == replica
+    clock, rng = time.perf_counter_ns, random.Random(int(os.environ.get("WR_BENCH_SEED", "0")) or None)
+    load0 = load()
+    for k in range(iters):
+        i = 1 + k % 1000
+        rng.shuffle(names)  # a fresh order for every read
+        for name in names:
+            f = variants[name]
+            t0 = clock()
+            rows = f(i)
+            lat[name].append(clock() - t0)
+            if len(rows) != 1 or rows[0][0] != i:
+                sys.exit(f"bench_python: {name}: wrong row for id {i}: {list(rows)}")
+            if name in on_replica:
+                on_replica[name] += rows.node == replica
+    load1 = load()
+    for what, cur in checks:
+        check_replica(cur, what, replica)
 
-    print(f"{iters} reads per variant on replica {replica}, query: {QUERY}")
+    print(f"{iters} reads per variant on replica {replica}, alternated read by read in random order, "
+          f"query: {QUERY}")
     print(f"  Python {sys.version.split()[0]}, psycopg2 {psycopg2.__version__.split()[0]}, "
-          f"psycopg {psycopg.__version__}, walrouter {walrouter.__version__}")
-    base = statistics.median(lat["psycopg2"])
-    for name, v in lat.items():
-        v.sort()
+          f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}), walrouter {walrouter.__version__}; "
+          f"load average before: {load0}  after: {load1}")
+    base = statistics.median(lat["psycopg2_prepared"])
+    for name in variants:
+        v = sorted(lat[name])
         m = statistics.median(v)
-        where = f"  ({on_replica[name]}/{iters} on the replica)" if name in on_replica else ""
-        print(f"  {name:<14} median {m / 1000:7.1f} us  p90 {pct(v, 0.9):7.1f}  p99 {pct(v, 0.99):7.1f}"
-              f"  {m / base:.3f}x psycopg2{where}")
+        served = on_replica.get(name, iters)  # psycopg: the connection was checked before and after
+        print(f"  {name:<18} median {m / 1000:7.1f} us  p90 {pct(v, 0.9):7.1f}  p99 {pct(v, 0.99):7.1f}"
+              f"  {m / base:.3f}x psycopg2_prepared  ({served}/{iters} on the replica)")
     session.close()
-    cur2.close()
-    pg2.close()
-    pg3.close()
+    for c in (cur2, cur2p, cur3, pg2, pg2p, pg3):
+        c.close()
 
-    # Throughput: THREADS threads, the same query, for the same number of reads each.
+    # Throughput: THREADS threads, the same query, for the same number of reads
+    # each. Connections and sessions are opened and warmed up before the clock
+    # starts (a barrier); the window ends when the last thread is done.
     per_thread = max(1000, iters // 4)
 
-    def wr_worker(errors):
+    def wr_worker(ready, errors):
         try:
             with cluster.session() as s:
+                for k in range(20):
+                    s.query(QUERY, 1 + k % 1000)
+                ready.wait()
                 for k in range(per_thread):
                     s.query(QUERY, 1 + k % 1000)
         except walrouter.Error as e:
             errors.append(e)
 
-    def pg2_worker(errors):
-        try:
-            conn = psycopg2.connect(replica_dsn)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                for k in range(per_thread):
-                    cur.execute(QUERY_PG, (1 + k % 1000,))
-                    cur.fetchall()
-            conn.close()
-        except psycopg2.Error as e:
-            errors.append(e)
+    def pg2_worker(prepared):
+        def work(ready, errors):
+            try:
+                conn = psycopg2.connect(replica_dsn)
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    if prepared:
+                        cur.execute(PREPARE_PG)
+                    sql = EXECUTE_PG if prepared else QUERY_PG
+                    for k in range(20):
+                        cur.execute(sql, (1 + k % 1000,))
+                        cur.fetchall()
+                    ready.wait()
+                    for k in range(per_thread):
+                        cur.execute(sql, (1 + k % 1000,))
+                        cur.fetchall()
+                conn.close()
+            except psycopg2.Error as e:
+                errors.append(e)
+                ready.abort()
+        return work
 
     for label, worker in (("walrouter, one shared Cluster", wr_worker),
-                          ("psycopg2, a connection per thread", pg2_worker)):
+                          ("psycopg2_default, a connection each", pg2_worker(False)),
+                          ("psycopg2_prepared, a connection each", pg2_worker(True))):
         errors = []
-        threads = [threading.Thread(target=worker, args=(errors,)) for _ in range(THREADS)]
-        t0 = time.perf_counter()
+        ready = threading.Barrier(THREADS + 1)
+        threads = [threading.Thread(target=worker, args=(ready, errors)) for _ in range(THREADS)]
         for t in threads:
             t.start()
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:
+            pass
+        t0 = time.perf_counter()
         for t in threads:
             t.join()
         dt = time.perf_counter() - t0
         if errors:
             sys.exit(f"bench_python: {label}: {errors[0]}")
-        print(f"  {THREADS} threads, {label:<34} {THREADS * per_thread / dt:9.0f} reads/s"
-              f"  ({THREADS * per_thread} reads in {dt:.2f} s)")
+        print(f"  {THREADS} threads, {label:<38} {THREADS * per_thread / dt:9.0f} reads/s"
+              f"  ({THREADS * per_thread} reads in {dt:.2f} s, load average {load()})")
     served = {n.name: n.served for n in cluster.status()}
     print(f"  walrouter statements served per node: {served}")
     cluster.close()
