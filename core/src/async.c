@@ -181,6 +181,16 @@ static void feed_unsent(wr_async *a, wr_io_outcome outcome, const char *why) {
     a->phase = A_NEXT;
 }
 
+/* The caller asked to stop: a cancel request for the statement in flight.
+ * It waits for the server's answer (CANCEL_GRACE_US at most) even on a
+ * replica, whose deadline would not, so that the connection comes back
+ * clean rather than discarded. */
+static void send_cancel(wr_async *a, uint64_t now) {
+    if (a->rop.grace_us < CANCEL_GRACE_US) a->rop.grace_us = CANCEL_GRACE_US;
+    wr_conn_op_cancel(&a->rop, now);
+    a->cancel_sent = 1;
+}
+
 /* Queues the statement with the queries the step piggybacks. */
 static void start_run(wr_async *a) {
     const wr_step *st = &a->st;
@@ -219,10 +229,7 @@ static void start_run(wr_async *a) {
     a->sent_us = now_us();
     wr_conn_op_start(&a->rop, a->conn, a->steps, n, st->deadline_us, patient ? CANCEL_GRACE_US : 1, a->sent_us);
     a->phase = A_RUN;
-    if (a->canceled) {
-        wr_conn_op_cancel(&a->rop, now_us());
-        a->cancel_sent = 1;
-    }
+    if (a->canceled) send_cancel(a, now_us());
 }
 
 static int parse_lsn_col(const PGresult *r, int col, wr_lsn *out) {
@@ -581,10 +588,7 @@ int wr_async_advance(wr_async *a, int revents) {
             connected(a, a->phase == A_PROBE_CONNECT);
             break;
         case A_RUN:
-            if (a->canceled && !a->cancel_sent) {
-                wr_conn_op_cancel(&a->rop, now);
-                a->cancel_sent = 1;
-            }
+            if (a->canceled && !a->cancel_sent) send_cancel(a, now);
             if (wr_conn_op_advance(&a->rop, rev, now)) return 1;
             rev = 0;
             finish_run(a);
@@ -609,10 +613,7 @@ int wr_async_advance(wr_async *a, int revents) {
 void wr_async_cancel(wr_async *a) {
     if (!a || a->phase == A_DONE) return;
     a->canceled = 1;
-    if (a->phase == A_RUN && !a->cancel_sent) {
-        wr_conn_op_cancel(&a->rop, now_us());
-        a->cancel_sent = 1;
-    }
+    if (a->phase == A_RUN && !a->cancel_sent) send_cancel(a, now_us());
 }
 
 wr_status wr_async_result(wr_async *a, wr_result **out) {

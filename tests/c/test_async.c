@@ -102,6 +102,42 @@ static void a_canceled_operation_ends_interrupted_and_its_session_works_on(void)
     wr_cluster_close(c);
 }
 
+/* A replica read canceled through the API (no interrupt function, which
+ * would make every statement wait for the server's proof anyway): the
+ * cancel waits for the server's answer too, so the connection goes back to
+ * the pool instead of being discarded. */
+static void a_canceled_replica_read_keeps_its_connection(void) {
+    wr_options opt = {0};
+    opt.read_budget_ms = 60000; /* the replica's deadline stays far */
+    wr_cluster *c = t_open(&opt);
+    wr_session *s = wr_session_new(c);
+    static const char sql[] = "SELECT pg_sleep(30) /* async_cancel_replica */";
+    wr_async *a;
+    CHECK_INT(wr_async_start(s, WR_ASYNC_QUERY, sql, 0, NULL, 0, &a), WR_OK);
+    int running = wr_async_advance(a, 0), node = -1;
+    for (int i = 0; i < 400 && node < 0; i++) {
+        for (int n = 1; n <= 2 && node < 0; n++)
+            if (atoi(t_sql(n, "SELECT count(*) FROM pg_stat_activity WHERE query = '%s' AND state = 'active'", sql)))
+                node = n;
+        if (running) drive(&a, &running, 1);
+        if (node < 0) t_nap(10);
+    }
+    CHECK(node >= 1);
+    wr_node_status during;
+    CHECK_INT(wr_cluster_node_status(c, (size_t)node, &during), WR_OK);
+    wr_async_cancel(a);
+    while (running) drive(&a, &running, 1);
+    CHECK_INT(wr_async_result(a, NULL), WR_ERR_INTERRUPTED);
+    wr_async_free(a);
+    CHECK_STR(t_sql(node, "SELECT count(*) FROM pg_stat_activity WHERE query = '%s' AND state = 'active'", sql), "0");
+    wr_node_status after;
+    CHECK_INT(wr_cluster_node_status(c, (size_t)node, &after), WR_OK);
+    CHECK_INT(after.conns_in_use, during.conns_in_use - 1);
+    CHECK_INT(after.conns_idle, during.conns_idle + 1); /* back in the pool, not closed */
+    wr_session_free(s);
+    wr_cluster_close(c);
+}
+
 static void misuse_gets_clear_errors(void) {
     wr_cluster *c = t_open(NULL);
     wr_session *s = wr_session_new(c);
@@ -124,6 +160,7 @@ static void misuse_gets_clear_errors(void) {
 int main(void) {
     RUN(two_operations_in_flight_on_one_thread_finish_in_the_order_the_server_answers);
     RUN(a_canceled_operation_ends_interrupted_and_its_session_works_on);
+    RUN(a_canceled_replica_read_keeps_its_connection);
     RUN(misuse_gets_clear_errors);
     return check_exit();
 }
