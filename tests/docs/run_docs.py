@@ -34,12 +34,21 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DOC_DSN = ("postgresql://walrouter:walrouter-secret@127.0.0.1:25432,127.0.0.1:25433,"
-           "127.0.0.1:25434/walrouter")
+
+
+def doc_dsn(src):
+    """What `tests/cluster.sh start` prints with its default settings."""
+    text = open(os.path.join(src, "tests", "cluster.sh"), encoding="utf-8").read()
+    port = re.search(r"^BASE_PORT=\$\{WR_BASE_PORT:-(\d+)\}", text, re.M)
+    cred = re.search(r"^WR_USER=(\S+) WR_PASS=(\S+) WR_DB=(\S+)", text, re.M)
+    if not port or not cred:
+        raise SystemExit("run_docs: cannot read the default port and credentials of tests/cluster.sh")
+    p = int(port.group(1))
+    return "postgresql://%s:%s@%s/%s" % (cred.group(1), cred.group(2),
+                                        ",".join("127.0.0.1:%d" % (p + i) for i in range(3)), cred.group(3))
 TIMEOUT = 60
 RUN_EXTS = {"c", "lua", "python"}
 
@@ -113,12 +122,12 @@ def hostports(dsn):
 class Cluster:
     """Maps the docs' DSN and node names onto the real cluster's."""
 
-    def __init__(self, dsn):
-        self.dsn = dsn
-        doc, real = hostports(DOC_DSN), hostports(dsn)
+    def __init__(self, doc_dsn, dsn):
+        self.doc_dsn, self.dsn = doc_dsn, dsn
+        doc, real = hostports(doc_dsn), hostports(dsn)
         if len(real) < len(doc):
             raise SystemExit("WR_TEST_DSN names %d hosts; the docs show %d" % (len(real), len(doc)))
-        self.map = {DOC_DSN: dsn}
+        self.map = {doc_dsn: dsn}
         self.map.update(zip(doc, real))
         # A port alone (Python's NodeStatus(port=25433)) maps too.
         self.map.update((d.rsplit(":", 1)[1], r.rsplit(":", 1)[1]) for d, r in zip(doc, real))
@@ -130,9 +139,12 @@ class Cluster:
 
 
 class Runner:
-    def __init__(self, src, build, cluster, verbose):
+    def __init__(self, src, build, cluster, verbose, work):
         self.src, self.build, self.cluster, self.verbose = src, build, cluster, verbose
-        self.tmp = tempfile.mkdtemp(prefix="wr-docs-")
+        # In the build tree, wiped first: an interrupted run leaves nothing behind for long.
+        self.tmp = work
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        os.makedirs(self.tmp)
         self.env = dict(os.environ, DATABASE_URL=cluster.dsn)
         lua_path = "%s/lua/?.lua;%s/lua/?/init.lua;;" % (src, src)
         lua_cpath = "%s/lua/?.so;;" % build
@@ -241,7 +253,13 @@ class Runner:
             print("skip %s (%s): %s" % (b.where(), kind, b.skip), flush=True)
             return True
         t = time.monotonic()
-        ok, out, how = fn(b)
+        other = [u for u in re.findall(r"postgres(?:ql)?://[^\s\"']+", b.text)
+                 if u != self.cluster.doc_dsn] if kind.endswith("-repl") else []
+        if other:
+            ok, out, how = False, ("shows %s; a transcript shows the DSN tests/cluster.sh prints: %s"
+                                   % (other[0], self.cluster.doc_dsn)), "replayed"
+        else:
+            ok, out, how = fn(b)
         took = time.monotonic() - t
         if ok is None:
             print("skip %s (%s): %s" % (b.where(), kind, out), flush=True)
@@ -293,6 +311,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", required=True, help="the build directory (libwalrouter, Lua module, Python package)")
     ap.add_argument("--source", default=os.path.dirname(os.path.dirname(HERE)), help="the source tree")
+    ap.add_argument("--work", help="scratch directory, wiped first (default: BUILD_DIR/tests/docs/work)")
     ap.add_argument("-v", "--verbose", action="store_true", help="show the output of blocks that pass")
     ap.add_argument("files", nargs="*", help="Markdown files, relative to the source tree "
                     "(default: README.md and docs/*.md)")
@@ -304,7 +323,8 @@ def main():
     src, build = os.path.abspath(args.source), os.path.abspath(args.build)
     files = args.files or ["README.md"] + sorted(
         "docs/" + f for f in os.listdir(os.path.join(src, "docs")) if f.endswith(".md"))
-    runner = Runner(src, build, Cluster(dsn), args.verbose)
+    work = os.path.abspath(args.work or os.path.join(build, "tests", "docs", "work"))
+    runner = Runner(src, build, Cluster(doc_dsn(src), dsn), args.verbose, work)
     failed = ran = 0
     try:
         for name in files:
@@ -315,7 +335,10 @@ def main():
                 ran += 1
                 failed += not ok
     finally:
-        shutil.rmtree(runner.tmp, ignore_errors=True)
+        if not failed:
+            shutil.rmtree(runner.tmp, ignore_errors=True)
+    if failed:
+        print("the snippets as run are kept in %s" % runner.tmp)
     print("%d of %d snippets failed" % (failed, ran) if failed else "all %d snippets passed" % ran)
     return 1 if failed or not ran else 0
 
