@@ -22,6 +22,7 @@ import urllib.parse
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(TOP, "tests", "resty")
 PYTHONPATH = ""
+MD5_USER, MD5_PASS = "wr_resty_md5", "md5-secret"
 RUN = "%d-%d" % (os.getpid(), time.time() * 1000)  # marks this run's rows
 
 
@@ -102,10 +103,11 @@ class Nginx:
         bad = re.sub(r"(://[^:]*:)[^@]*@", r"\1wrong-password@", self.dsn)
         m = re.match(r"(postgresql://[^@]*@)([^/]*)(/.*)$", self.dsn)
         bench = m.group(1) + ",".join(m.group(2).split(",")[:2]) + m.group(3)
+        md5 = "postgresql://%s:%s@%s%s" % (MD5_USER, MD5_PASS, m.group(2), m.group(3))
         conf = open(os.path.join(HERE, "nginx.conf.in")).read()
         for k, v in {"@USER@": "user root root;" if os.geteuid() == 0 else "",
                      "@WORKERS@": str(self.workers), "@PREFIX@": self.prefix, "@TOP@": TOP,
-                     "@ENGINE_LIB@": self.engine_lib, "@DSN@": self.dsn, "@BAD_DSN@": bad, "@BENCH_DSN@": bench,
+                     "@ENGINE_LIB@": self.engine_lib, "@DSN@": self.dsn, "@BAD_DSN@": bad, "@BENCH_DSN@": bench, "@MD5_DSN@": md5,
                      "@PORT@": str(self.port)}.items():
             conf = conf.replace(k, v)
         path = os.path.join(self.prefix, "nginx.conf")
@@ -178,6 +180,26 @@ def wait_replay(cl):
         cl.run("wait-replay", n)
 
 
+def setup_md5(cl):
+    cdir = os.environ.get("WR_CLUSTER_DIR", "/tmp/walrouter-cluster")
+    line = "host all %s 127.0.0.1/32 md5\n" % MD5_USER
+    for n in (0, 1, 2):
+        path = os.path.join(cdir, "node%d" % n, "pg_hba.conf")
+        text = open(path).read()
+        if line not in text:
+            with open(path, "w") as f:
+                f.write(line + text)
+        cl.sql(n, "SELECT pg_reload_conf()")
+    # Kept across runs (connections from an earlier login may be pooled).
+    cl.sql(cl.primary(), "SET password_encryption = 'md5'; "
+                         "DO $$ BEGIN CREATE ROLE %s LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$; "
+                         "ALTER ROLE %s PASSWORD '%s'" % (MD5_USER, MD5_USER, MD5_PASS))
+    out = cl.sql(cl.primary(), "SELECT left(rolpassword, 3) FROM pg_authid WHERE rolname = '%s'" % MD5_USER)
+    check(out.strip() == "md5", "the md5 role's password is stored as md5")
+    for n in (1, 2):
+        cl.run("wait-replay", n)
+
+
 def group_basic(cl, ng):
     port = ng.port
     setup_table(port)
@@ -222,12 +244,17 @@ def group_basic(cl, ng):
     check(r.get("code") in ("connect_error", "no_primary") and r.get("sqlstate") == "28P01",
           "a wrong password fails with SQLSTATE 28P01 (%s)" % r)
     check("wrong-password" not in json.dumps(r), "the error does not show the password")
+    # md5 authentication: a role whose password is stored as md5, allowed by
+    # an md5 line in front of every node's pg_hba.conf.
+    setup_md5(cl)
+    r = q(port, "SELECT current_user", "primary", cluster="md5")
+    check(r.get("rows") == [[MD5_USER]], "md5 authentication logs in (%s)" % (r.get("err") or r.get("node")))
     # Transactions.
     r = q(port, "INSERT INTO wr_resty_t (v) VALUES ($1) RETURNING id", "tx", params=["tx-" + RUN])
     check(r.get("reason") == "transaction" and r.get("node") == node_name(cl, p), "a transaction runs on the primary")
     r = q(port, "SELECT count(*) FROM wr_resty_t WHERE v = $1", "tx_ro", token=r["token"], params=["tx-" + RUN])
     check(r.get("rows") == [[1]], "a read-only transaction sees the session's commit (%s)" % r.get("node"))
-    # A bad token is refused; a tampered one too.
+    # A malformed token is refused.
     r = q(port, "SELECT 1", token="2.zz")
     check(r.get("code") == "bad_token", "a malformed token is refused")
     # Status and metrics.

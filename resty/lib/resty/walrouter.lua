@@ -516,6 +516,8 @@ local function run_op(self, kind, sql, params, np)
   return rows
 end
 
+local NO_PARAMS = {}
+
 local function check_sql(sql)
   if type(sql) ~= "string" then error("bad argument #1 (string expected, got " .. type(sql) .. ")", 3) end
   local w = sql:match("^%s*(%a+)")
@@ -530,7 +532,10 @@ local function statement(self, kind, sql, ...)
   local ok, err = check_sql(sql)
   if not ok then return nil, err, "bad_argument" end
   if self.tx or self.sess.tx_node >= 0 then kind = OP.TX end
-  return run_op(self, kind, sql, { ... }, select("#", ...))
+  local n = select("#", ...)
+  -- {...} is not compiled by LuaJIT (NYI): reads without parameters share
+  -- one empty table.
+  return run_op(self, kind, sql, n == 0 and NO_PARAMS or { ... }, n)
 end
 
 --- db:query(sql, ...) -> rows | nil, err, code, sqlstate. A read: a fresh
