@@ -49,8 +49,9 @@ def doc_dsn(src):
     p = int(port.group(1))
     return "postgresql://%s:%s@%s/%s" % (cred.group(1), cred.group(2),
                                         ",".join("127.0.0.1:%d" % (p + i) for i in range(3)), cred.group(3))
-TIMEOUT = 60
-RUN_EXTS = {"c", "lua", "python"}
+
+
+TIMEOUT = 60  # seconds, for each compile and each run
 
 
 class Block:
@@ -71,7 +72,7 @@ class Block:
 
 
 DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(setup|skip)\b(.*?)-->", re.S)
-FENCE = re.compile(r"^( {0,3})(`{3,})\s*([\w+-]*)[^`]*$")
+FENCE = re.compile(r"^( *)(`{3,})\s*([\w+-]*)[^`]*$")
 
 
 def parse(path, label):
@@ -99,15 +100,15 @@ def parse(path, label):
         if m:
             indent, ticks, lang = len(m.group(1)), m.group(2), m.group(3).lower()
             body, j = [], i + 1
-            while j < len(lines) and not re.match(r"^ {0,3}%s`*\s*$" % ticks, lines[j]):
+            while j < len(lines) and not re.match(r"^ *%s`*\s*$" % ticks, lines[j]):
                 body.append(lines[j][indent:] if lines[j][:indent].strip() == "" else lines[j])
                 j += 1
             blocks.append(Block(label, i + 1, lang, "\n".join(body) + "\n",
                                 pending.get("setup"), pending.get("skip")))
             pending, i = {}, j + 1
             continue
-        if line.strip() and not line.lstrip().startswith("<!--"):
-            pending = {}  # a directive belongs to the block right after it
+        if line.strip() and pending:
+            raise SystemExit("%s:%d: a docs-test comment must come right before its block" % (label, i + 1))
         i += 1
     return blocks
 
