@@ -10,7 +10,8 @@ docs/*.md is checked against a real cluster (WR_TEST_DSN).
   busted); nginx-only code (the blocks of docs/openresty.md, and any block that
   uses `ngx.`) is only syntax-checked with `luajit -bl` (skipped when luajit is
   missing).
-- ```python: run by /usr/bin/python3 with PYTHONPATH=<build>/python.
+- ```python: run by /usr/bin/python3 with PYTHONPATH=<build>/python; a
+  top-level `await` runs in an asyncio event loop (as `python3 -m asyncio`).
 - A block whose first line is `$ lua5.4 -i` (then `> ` lines) or `$ ... python3`
   (then `>>> ` lines) is a REPL transcript: it is replayed and its output must
   match the block (Python: doctest with ELLIPSIS and NORMALIZE_WHITESPACE; Lua:
@@ -210,7 +211,7 @@ class Runner:
     def python(self, b):
         code = self.cluster.sub(b.text)
         src = self.file("snippet.py", b.setup + "\n" + code if b.setup else code)
-        ok, out = self.run(["/usr/bin/python3", src], "python3")
+        ok, out = self.run(["/usr/bin/python3", os.path.abspath(__file__), "--python", src], "python3")
         return ok, out, "run"
 
     # $ lua5.4 -i
@@ -292,6 +293,20 @@ def diff(want, got):
     return "\n".join(d)
 
 
+def python_main(path):
+    """Runs one Python snippet; top-level `await` (asyncio fragments, as in
+    `python3 -m asyncio`) runs in an event loop."""
+    import ast
+    import asyncio
+    code = compile(open(path, encoding="utf-8").read(), path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    globs = {"__name__": "__main__", "__file__": path}
+    sys.path[0] = os.path.dirname(path)
+    result = eval(code, globs)
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)
+    return 0
+
+
 def doctest_main(path, setup_path, where):
     """Runs one Python transcript as a doctest (in its own interpreter)."""
     text = open(path, encoding="utf-8").read()
@@ -307,6 +322,8 @@ def doctest_main(path, setup_path, where):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--python":
+        return python_main(sys.argv[2])
     if len(sys.argv) > 1 and sys.argv[1] == "--doctest":
         return doctest_main(*sys.argv[2:5])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
