@@ -254,6 +254,9 @@ static wr_token_result parse_v2(const field *f, parsed *p, uint64_t *issued, con
     if (parse_hex(f[4], MAX_HEX32_DIGITS, &v) != 0 || (v & ~(uint64_t)KNOWN_FLAGS) != 0)
         FAIL(WR_TOKEN_MALFORMED, "token flags are malformed");
     p->flags = (uint32_t)v;
+    /* "pending" stands for a node the writer could not name: with a named
+     * node it would be a second spelling of the same token. */
+    if (p->has_node && (p->flags & FLAG_PENDING)) FAIL(WR_TOKEN_MALFORMED, "token flags are malformed");
     if (parse_hex(f[5], MAX_HEX_DIGITS, issued) != 0 || *issued > INT64_MAX)
         FAIL(WR_TOKEN_MALFORMED, "token issue time is malformed");
     return WR_TOKEN_OK;

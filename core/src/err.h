@@ -33,5 +33,8 @@ void wr_mask_secrets(char *text, size_t cap, const char *secret);
 /* Copies `in` (NULL: all defaults) with every zero field replaced by its
  * documented default. */
 void wr_options_resolve(const wr_options *in, wr_options *out);
+/* WR_ERR_ARG, with a message naming the option, when a value of o (as
+ * given, before resolving) is past its limit. */
+wr_status wr_options_check(const wr_options *o, char *errbuf, size_t errlen);
 
 #endif /* WR_ERR_H */

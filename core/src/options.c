@@ -33,20 +33,52 @@ typedef struct {
     opt_kind kind;
     size_t offset;
     size_t size;
+    uint64_t max; /* largest value (numbers) */
 } opt_def;
 
-#define OPT(field, kind) \
-    { #field, kind, offsetof(wr_options, field), sizeof(((wr_options *)0)->field) }
+/* Limits past which a value cannot work: pools and caches are counted in
+ * int and allocated up front; libpq reads connect_timeout as an int. */
+#define MAX_POOL 10000
+#define MAX_STMT_CACHE 10000
+#define MAX_CONNECT_TIMEOUT_S 86400
+
+#define OPT(field, kind) OPTM(field, kind, UINT64_MAX)
+#define OPTM(field, kind, max) \
+    { #field, kind, offsetof(wr_options, field), sizeof(((wr_options *)0)->field), max }
 static const opt_def defs[] = {
     OPT(read_budget_ms, OPT_U32),    OPT(retry_interval_ms, OPT_U32),
-    OPT(pool_size, OPT_U32),         OPT(stmt_cache_size, OPT_U32),
-    OPT(no_stmt_cache, OPT_BOOL),    OPT(connect_timeout_s, OPT_U32),
+    OPTM(pool_size, OPT_U32, MAX_POOL), OPTM(stmt_cache_size, OPT_U32, MAX_STMT_CACHE),
+    OPT(no_stmt_cache, OPT_BOOL),    OPTM(connect_timeout_s, OPT_U32, MAX_CONNECT_TIMEOUT_S),
     OPT(token_ttl_s, OPT_U32),       OPT(token_key, OPT_KEY),
     OPT(max_lag_bytes, OPT_U64),     OPT(max_lag_ms, OPT_U32),
     OPT(refresh_interval_ms, OPT_U32), OPT(statement_timeout_ms, OPT_U32),
-    OPT(pool_max, OPT_U32),          OPT(nearest, OPT_BOOL),
+    OPTM(pool_max, OPT_U32, MAX_POOL), OPT(nearest, OPT_BOOL),
     OPT(no_refresher, OPT_BOOL),
 };
+
+/* A number past its option's limit: the message names the option. */
+static wr_status out_of_range(const opt_def *d, uint64_t x, char *errbuf, size_t errlen) {
+    snprintf(errbuf, errlen, "option %s: %llu is out of range (at most %llu)", d->name, (unsigned long long)x,
+             (unsigned long long)d->max);
+    return WR_ERR_ARG;
+}
+
+wr_status wr_options_check(const wr_options *o, char *errbuf, size_t errlen) {
+    errbuf[0] = '\0';
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        const opt_def *d = &defs[i];
+        if (d->kind != OPT_U32) continue;
+        uint32_t x;
+        memcpy(&x, (const char *)o + d->offset, sizeof x);
+        if (x > d->max) return out_of_range(d, x, errbuf, errlen);
+    }
+    if (o->token_key_len > sizeof o->token_key) {
+        snprintf(errbuf, errlen, "option token_key_len: %zu is more than the %zu bytes of token_key",
+                 o->token_key_len, sizeof o->token_key);
+        return WR_ERR_ARG;
+    }
+    return WR_OK;
+}
 
 void wr_options_engine(const wr_options *o, wr_config *cfg) {
     wr_config c = {0};
@@ -105,6 +137,7 @@ wr_status wr_options_set_sized(wr_options *o, size_t o_size, const char *key, co
         case OPT_U32:
             if ((strcmp(key, "max_lag_ms") == 0) && strcasecmp(value, "none") == 0) x = UINT32_MAX;
             else if (parse_u64(value, UINT32_MAX, &x) != 0) break;
+            else if (x > d->max) return out_of_range(d, x, errbuf, errlen);
             *(uint32_t *)(void *)field = (uint32_t)x;
             return WR_OK;
         case OPT_U64:

@@ -87,17 +87,18 @@ static void check_accepted(const uint8_t *data, size_t size, const char *text, c
     int nf = count_fields(text);
     if (text[0] == '2') {
         REQUIRE(nf == 6 || nf == 7);
-        REQUIRE(t->last_node >= -1 && t->last_node < (int)NIDS);
+        REQUIRE(t->last_node >= -2 && t->last_node < (int)NIDS);
         REQUIRE(t->need_unknown == 0 || t->need_unknown == 1);
         REQUIRE(field_of(text, 5, f) == 0);
         int64_t issued = (int64_t)strtoull(f, NULL, 16);
-        /* A node id none of IDS has was dropped: add it as one more node so
-         * the writer spells it again. */
+        /* A node id none of IDS has left the read pending on no known node
+         * (-2): add it as one more node so the writer spells it again. A
+         * pending read without a node ("-", flag 2) is spelled as read. */
         uint32_t ids[NIDS + 1];
         memcpy(ids, IDS, sizeof IDS);
         wr_timeline w = *t;
         REQUIRE(field_of(text, 3, f) == 0);
-        if (t->last_node == -1 && strcmp(f, "-") != 0) {
+        if (t->last_node == -2 && strcmp(f, "-") != 0) {
             ids[NIDS] = (uint32_t)strtoul(f, NULL, 16);
             for (size_t j = 0; j < NIDS; j++) REQUIRE(IDS[j] != ids[NIDS]);
             w.last_node = (int)NIDS;
@@ -116,8 +117,11 @@ static void check_accepted(const uint8_t *data, size_t size, const char *text, c
     } else {
         REQUIRE(text[0] == '1');
         REQUIRE(nf == 4 || nf == 5);
-        REQUIRE(t->need_tli == 0 && t->need_unknown == 0 && t->last_node == -1);
-        /* The index was dropped; the legacy decoder keeps it. */
+        REQUIRE(t->need_tli == 0 && t->need_unknown == 0);
+        /* The index means nothing here: pending on no known node (-2); the
+         * legacy decoder keeps it. */
+        REQUIRE(field_of(text, 2, f) == 0);
+        REQUIRE(t->last_node == (strcmp(f, "-") == 0 ? -1 : -2));
         wr_timeline legacy = SENTINEL;
         REQUIRE(wr_token_decode(text, NOW, NOW_US, 0, with_key ? KEY : NULL, with_key ? strlen(KEY) : 0,
                                 (size_t)1 << 40, &legacy, NULL) == WR_TOKEN_OK);
