@@ -55,14 +55,15 @@ def poll(fn, what, timeout=30.0, every=0.05):
 # ---- the cluster ---------------------------------------------------------------------
 
 class Cluster:
-    def __init__(self):
+    def __init__(self, dsn=None, env=None):
         self.sh = os.environ.get("WR_CLUSTER_SH") or os.path.join(TOP, "tests", "cluster.sh")
-        self.dsn = os.environ["WR_TEST_DSN"]
+        self.env = dict(os.environ, **(env or {}))
+        self.dsn = dsn or os.environ["WR_TEST_DSN"]
         m = re.match(r"postgresql://[^@]*@([^/]*)/", self.dsn)
         self.names = m.group(1).split(",")
 
     def run(self, *args, check_rc=True):
-        r = subprocess.run([self.sh, *map(str, args)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run([self.sh, *map(str, args)], capture_output=True, text=True, timeout=180, env=self.env)
         if check_rc and r.returncode != 0:
             raise Fail("cluster.sh %s failed: %s" % (" ".join(map(str, args)), r.stderr.strip()[-400:]))
         return r.stdout.strip()
@@ -165,6 +166,19 @@ def q(port, sql, mode="query", token=None, cluster="main", params=(), conn=None,
 
 
 # ---- the groups ----------------------------------------------------------------------
+
+def cleanup(cl):
+    """Leftovers of an interrupted run: frozen, paused or stopped nodes."""
+    status = cl.run("status", check_rc=False)
+    for n in (0, 1, 2):
+        line = next((l for l in status.splitlines() if l.startswith("node%d " % n)), "")
+        if "frozen" in line:
+            cl.run("thaw", n, check_rc=False)
+        if "stopped" in line:
+            cl.run("start-node", n, check_rc=False)
+        if n and "in_recovery=true" in line:
+            cl.run("resume", n, check_rc=False)
+
 
 def node_name(cl, i):
     return cl.names[i]
@@ -424,8 +438,50 @@ def group_token(cl, ng):
         cluster.close()
 
 
+# The fenced group runs on a cluster of its own (a promotion changes the
+# topology), on ports of the suite's block.
+FENCE_ENV = {"WR_CLUSTER_DIR": "/tmp/wr-resty-fence-cluster", "WR_BASE_PORT": "25505"}
+
+
+def group_fenced(cl, ng):
+    port = ng.port
+    setup_table(port)
+    w = q(port, "INSERT INTO wr_resty_t (v) VALUES ($1)", "exec", params=["before-" + RUN])
+    check(w.get("node") == node_name(cl, 0), "node 0 is the primary")
+    cl.run("wait-replay", 1)
+    cl.run("freeze", 0)
+    try:
+        cl.run("promote", 1)
+    finally:
+        cl.run("thaw", 0)
+    check(cl.sql(0, "SELECT pg_is_in_recovery()") == "f", "the old primary runs on, as a primary")
+
+    def fenced():
+        nodes = json.loads(get(port, "/status")[1])["nodes"]
+        return nodes if nodes[0]["state"] == "fenced" and nodes[1]["role"] == "primary" else None
+    nodes = poll(fenced, "node 0 to be fenced and node 1 elected", 60, 0.1)
+    check(nodes[0]["fenced"] and nodes[0]["timeline"] < nodes[1]["timeline"],
+          "the old primary is fenced (timeline %s < %s)" % (nodes[0]["timeline"], nodes[1]["timeline"]))
+    served = set()
+    for k in range(20):
+        r = q(port, "INSERT INTO wr_resty_t (v) VALUES ($1)", "exec", params=["after-%d-%s" % (k, RUN)])
+        if "err" in r:
+            raise Fail("a write after the promotion failed: %s" % r)
+        served.add(r["node"])
+        r = q(port, "SELECT count(*) FROM wr_resty_t WHERE v = $1", token=r["token"],
+              params=["after-%d-%s" % (k, RUN)])
+        if r.get("rows") != [[1]]:
+            raise Fail("a read after the promotion missed its write: %s" % r)
+        served.add(r["node"])
+    check(node_name(cl, 0) not in served, "no write or read goes to the fenced node (%s)" % sorted(served))
+    r = q(port, "SELECT count(*) FROM wr_resty_t WHERE v = $1", token=w["token"], params=["before-" + RUN])
+    check(r.get("rows") == [[1]] and r["node"] != node_name(cl, 0),
+          "a token from before the promotion is honoured on the new timeline")
+
+
 GROUPS = {"basic": (group_basic, 1), "faults": (group_faults, 1), "nonblocking": (group_nonblocking, 1),
-          "shared": (group_shared, 2), "token": (group_token, 1)}
+          "shared": (group_shared, 2), "token": (group_token, 1),
+          "fenced": (group_fenced, 1)}
 
 
 def main():
@@ -441,10 +497,17 @@ def main():
         log("WR_TEST_DSN is not set (run through tests/run.sh): skipped")
         return 77
     fn, workers = GROUPS[a.group]
-    cl = Cluster()
+    own = None
+    if a.group == "fenced":
+        own = Cluster(os.environ["WR_TEST_DSN"], FENCE_ENV)
+        dsn = own.run("start").splitlines()[-1]
+        cl = Cluster(dsn, FENCE_ENV)
+    else:
+        cl = Cluster()
+        cleanup(cl)
     ng = Nginx(a.port, workers, a.engine_lib, cl.dsn)
-    ng.start()
     try:
+        ng.start()
         fn(cl, ng)
     except Fail as e:
         log("FAIL -", e)
@@ -452,6 +515,8 @@ def main():
         return 1
     finally:
         ng.stop()
+        if own:
+            own.run("stop", check_rc=False)
     log("all %s checks passed" % a.group)
     return 0
 
