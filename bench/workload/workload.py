@@ -16,8 +16,11 @@ the write for time pinning, nothing for the others.
 
 Strategies (each reader and writer has its own connections, opened before the
 measured window):
-  walrouter   one walrouter Cluster; a session per request, resumed from the
-              user's token (or from the writer's token for a handed-over post)
+  walrouter   one walrouter Cluster with default options; a session per
+              request, resumed from the user's token (or from the writer's
+              token for a handed-over post)
+  walrouter_b2s  the same with read_budget_ms = 2000 (default 200): a read
+              waits up to 2 s for a fresh replica before the primary
   pin2s       Rails style: the primary for 2 s after the user's write (or the
               handed-over write), else a random replica
   naive       every read to a random replica, writes to the primary
@@ -37,11 +40,11 @@ results.csv, results.json, results.md and PNG plots in --out.
 """
 
 import argparse
+import collections
 import csv
 import json
 import os
 import random
-import statistics
 import sys
 import threading
 import time
@@ -62,7 +65,10 @@ INSERT_COMMENT = "INSERT INTO wl_comments (post_id, author, body) VALUES (%s, %s
 PIN_SECONDS = 2.0
 PHASES = {"none": ("delay", 0), "delay5": ("delay", 5), "delay50": ("delay", 50),
           "delay500": ("delay", 500), "pauses": ("pauses", 0)}
-STRATEGIES = ["walrouter", "pin2s", "naive", "primary", "pgpool"]
+STRATEGIES = ["walrouter", "walrouter_b2s", "pin2s", "naive", "primary", "pgpool"]
+# Options of each walrouter strategy's Cluster (besides --walrouter-option):
+# the defaults, and a read budget of 2 s instead of 200 ms.
+WALROUTER_OPTIONS = {"walrouter": {}, "walrouter_b2s": {"read_budget_ms": "2000"}}
 
 
 def dollar(sql):
@@ -97,13 +103,14 @@ def pg_run(conn, sql, params):
 
 class WalrouterClient:
     def __init__(self, cluster):
-        self.cluster, self.token = cluster, None
+        self.cluster, self.token, self.reasons = cluster, None, collections.Counter()
 
     def read(self, sql, params, other=None):
         with self.cluster.session(token=other or self.token) as s:
             r = s.query(dollar(sql), *params)
             if other is None:
                 self.token = s.token
+        self.reasons[r.reason] += 1
         rows = r.rows
         if rows and r.node is not None and int(r.node.rsplit(":", 1)[1]) != rows[0][-1]:
             raise RuntimeError(f"walrouter says {r.node} served a read that ran on port {rows[0][-1]}")
@@ -168,9 +175,12 @@ class Stats:
         self.on_replica = self.own_checks = self.stale_own = 0
         self.other_checks = self.stale_other = self.mono = self.errors = 0
         self.first_error = None
+        self.reasons = collections.Counter()  # walrouter: reads by the reason of their route
+        self.nodes = ""  # walrouter: the nodes' states at the end of the window
 
     def merge(self, o):
         with self.lock:
+            self.reasons.update(o.reasons)
             self.read_ns += o.read_ns
             self.write_ns += o.write_ns
             for k in ("on_replica", "own_checks", "stale_own", "other_checks", "stale_other", "mono", "errors"):
@@ -262,13 +272,13 @@ def writer(client, user, rng, shared, interval, go, stop, out):
     out.merge(st)
 
 
-def run_strategy(name, args, cluster, ports, seconds):
+def run_strategy(name, args, clusters, ports, seconds):
     rng = random.Random(STRATEGIES.index(name) if name in STRATEGIES else 99)
 
     def make(i):
         r = random.Random(rng.random())
-        if name == "walrouter":
-            return WalrouterClient(cluster), r
+        if name in clusters:
+            return WalrouterClient(clusters[name]), r
         if name == "pgpool":
             return PgpoolClient(args.pgpool), r
         return DirectClient(name, args.dsn, ports, r), r
@@ -295,7 +305,10 @@ def run_strategy(name, args, cluster, ports, seconds):
     dt = time.monotonic() - t0
     load1 = os.getloadavg()
     for c, _ in clients:
+        stats.reasons.update(getattr(c, "reasons", {}))
         c.close()
+    if name in clusters:  # how walrouter saw the nodes at the end of the window
+        stats.nodes = " ".join(f"{n.name.rsplit(':', 1)[1]}={n.state}" for n in clusters[name].status())
     return stats, dt, load0, load1
 
 
@@ -303,7 +316,8 @@ def run_strategy(name, args, cluster, ports, seconds):
 
 class Lag:
     def __init__(self, dsn, ports):
-        self.conns = [pg_connect(node_uri(dsn, p)) for p in ports[1:]]
+        self.uris = [node_uri(dsn, p) for p in ports[1:]]
+        self.conns = [pg_connect(u) for u in self.uris]
         self.stop, self.threads = threading.Event(), []
 
     def set_delay(self, ms):
@@ -330,7 +344,7 @@ class Lag:
             pg_run(c, "SELECT pg_wal_replay_resume()", ())
 
         # Their own connections: a cycle never shares one with set_delay.
-        self.cycle_conns = [pg_connect(c.dsn) for c in self.conns]
+        self.cycle_conns = [pg_connect(u) for u in self.uris]
         self.threads = [threading.Thread(target=cycle, args=(c, random.Random(seed + i)))
                         for i, c in enumerate(self.cycle_conns)]
         for t in self.threads:
@@ -395,6 +409,8 @@ def row_of(phase, name, st, dt, load0, load1):
         "reads_per_s": round(reads / dt, 1), "writes_per_s": round(len(st.write_ns) / dt, 1),
         "read_p50_ms": round(pct(st.read_ns, 0.5), 3), "read_p99_ms": round(pct(st.read_ns, 0.99), 3),
         "load_before": " ".join(f"{x:.2f}" for x in load0), "load_after": " ".join(f"{x:.2f}" for x in load1),
+        "routes": " ".join(f"{k}={v}" for k, v in sorted(st.reasons.items())),
+        "node_states": st.nodes,
     }
 
 
@@ -418,6 +434,10 @@ def write_outputs(out, meta, rows, cdfs):
         for r in rows:
             f.write("| " + " | ".join(f"{r[k]:.0%}" if k == "replica_share" else
                                       f"{r[k]:.2%}" if k == "stale_rate" else str(r[k]) for k, _ in cols) + " |\n")
+        f.write("\nwalrouter reads by route (including the warm-up):\n\n")
+        for r in rows:
+            if r["routes"]:
+                f.write(f"- {r['phase']}, {r['strategy']}: {r['routes']}; nodes at the end: {r['node_states']}\n")
     if cdfs is not None:
         plot(out, meta, rows, cdfs)
 
@@ -447,10 +467,11 @@ def plot(out, meta, rows, cdfs):
     bars(axes[0], "replica_share", "reads served by a replica (%)", 100)
     bars(axes[1], "stale_rate", "stale reads (% of read-your-writes checks)", 100)
     bars(axes[2], "read_p99_ms", "read latency p99 (ms)")
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(strategies), fontsize=9)
     fig.suptitle(f"walrouter workload: {meta['readers']} readers + {meta['writers']} writers, "
                  f"{meta['seconds']} s per cell, {meta['cpus']} CPUs, load {meta['load_start']}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(os.path.join(out, "summary.png"), dpi=70)
     plt.close(fig)
     for key, title, scale, fname in (("replica_share", "reads served by a replica (%)", 100, "replica_share.png"),
@@ -485,8 +506,8 @@ def smoke_checks(rows):
             bad.append(f"{s}: no reads or no writes")
         if r["errors"]:
             bad.append(f"{s}: {r['errors']} errors, first: {r['first_error']}")
-        if s == "walrouter" and (r["stale_own"] or r["stale_other"] or r["monotonic_violations"]):
-            bad.append(f"walrouter: stale or non-monotonic reads: {r}")
+        if s.startswith("walrouter") and (r["stale_own"] or r["stale_other"] or r["monotonic_violations"]):
+            bad.append(f"{s}: stale or non-monotonic reads: {r}")
         if s == "naive" and r["replica_share"] != 1.0:
             bad.append(f"naive: {r['replica_share']} of reads on replicas, expected all")
         if s == "primary" and r["replica_share"] != 0.0:
@@ -505,6 +526,8 @@ def main():
     ap.add_argument("--phases", default="none,delay5,delay50,delay500,pauses")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    ap.add_argument("--walrouter-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="an option for walrouter.connect (e.g. read_budget_ms=1000); defaults otherwise")
     ap.add_argument("--no-plots", action="store_true", help="no PNG plots (the tables only)")
     ap.add_argument("--smoke", action="store_true",
                     help="a short run without plots whose figures are checked (exit 1 if wrong)")
@@ -520,14 +543,18 @@ def main():
     if len(ports) != 3:
         sys.exit("workload: --dsn must name the primary and two replicas")
     seed(args.dsn, ports)
-    cluster = walrouter.connect(args.dsn)
-    if cluster.primary != f"127.0.0.1:{ports[0]}":
-        sys.exit(f"workload: the first node of --dsn must be the primary (walrouter found {cluster.primary})")
+    wr_opts = dict(o.split("=", 1) for o in args.walrouter_option)
+    clusters = {name: walrouter.connect(args.dsn, **{**opts, **wr_opts})
+                for name, opts in WALROUTER_OPTIONS.items() if name in strategies}
+    for cluster in clusters.values():
+        if cluster.primary != f"127.0.0.1:{ports[0]}":
+            sys.exit(f"workload: the first node of --dsn must be the primary (walrouter found {cluster.primary})")
     lag = Lag(args.dsn, ports)
     meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
             "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "readers": args.readers,
             "writers": args.writers, "seconds": args.seconds, "phases": phases, "strategies": strategies,
-            "pin_seconds": PIN_SECONDS, "walrouter": walrouter.__version__}
+            "pin_seconds": PIN_SECONDS, "walrouter": walrouter.__version__,
+            "walrouter_options": {n: {**o, **wr_opts} for n, o in WALROUTER_OPTIONS.items()}}
     rows, cdfs = [], {}
     try:
         for k, phase in enumerate(phases):
@@ -537,7 +564,7 @@ def main():
                 lag.start_pauses(k)
             order = strategies[k % len(strategies):] + strategies[:k % len(strategies)]
             for name in order:
-                st, dt, l0, l1 = run_strategy(name, args, cluster, ports, args.seconds)
+                st, dt, l0, l1 = run_strategy(name, args, clusters, ports, args.seconds)
                 cdfs.setdefault(name, []).extend(st.read_ns)
                 r = row_of(phase, name, st, dt, l0, l1)
                 rows.append(r)
@@ -545,12 +572,15 @@ def main():
                       f"/{r['own_checks']:5d}, {r['stale_other']:4d} handed-over /{r['other_checks']:5d}  "
                       f"monotonic {r['monotonic_violations']:3d}  {r['reads_per_s']:7.0f} reads/s "
                       f"{r['writes_per_s']:5.0f} writes/s  p50 {r['read_p50_ms']:6.2f} ms  "
-                      f"p99 {r['read_p99_ms']:7.2f} ms  errors {r['errors']}  load {r['load_before']}", flush=True)
+                      f"p99 {r['read_p99_ms']:7.2f} ms  errors {r['errors']}  load {r['load_before']}"
+                      + (f"\n{'':18}routes: {r['routes']}; nodes at the end: {r['node_states']}"
+                         if r["routes"] else ""), flush=True)
             if kind == "pauses":
                 lag.stop_pauses()
     finally:
         lag.close()
-        cluster.close()
+        for cluster in clusters.values():
+            cluster.close()
     rows.sort(key=lambda r: (phases.index(r["phase"]), strategies.index(r["strategy"])))
     write_outputs(args.out, meta, rows, None if args.no_plots else cdfs)
     print(f"workload: results in {args.out} (results.md, results.csv, results.json, *.png)")
