@@ -263,10 +263,11 @@ int main(int argc, char **argv) {
             qsort(lat[v], (size_t)iters, sizeof(uint64_t), cmp_u64);
             med[v][run] = quantile_us(lat[v], iters, 0.5);
             p99[v][run] = quantile_us(lat[v], iters, 0.99);
+        }
+        for (int v = 0; v < NV; v++)
             printf("  %-18s median %7.1f us  p99 %7.1f us  %.3fx / %.3fx raw_pipelined  %.3fx raw_prepared\n",
                    names[v], med[v][run], p99[v][run], med[v][run] / med[RAW_PIPE][run],
                    p99[v][run] / p99[RAW_PIPE][run], med[v][run] / med[RAW_PREPARED][run]);
-        }
     }
     check_replica_conn(b.blocking, "raw connection (after)", b.port);
     if (PQexitPipelineMode(b.pipe) != 1) die("raw_pipelined", PQerrorMessage(b.pipe));
