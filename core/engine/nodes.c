@@ -45,6 +45,23 @@ void wr_config_resolve(const wr_config *in, wr_config *out) {
 
 size_t wr_engine_sizeof(void) { return sizeof(wr_engine); }
 
+size_t wr_engine_sizeof_type(const char *type) {
+    static const struct {
+        const char *name;
+        size_t size;
+    } types[] = {
+        {"wr_timeline", sizeof(wr_timeline)}, {"wr_node_view", sizeof(wr_node_view)},
+        {"wr_policy", sizeof(wr_policy)},     {"wr_choice", sizeof(wr_choice)},
+        {"wr_config", sizeof(wr_config)},     {"wr_probe", sizeof(wr_probe)},
+        {"wr_node_track", sizeof(wr_node_track)}, {"wr_engine", sizeof(wr_engine)},
+        {"wr_sess", sizeof(wr_sess)},         {"wr_step", sizeof(wr_step)},
+        {"wr_io", sizeof(wr_io)},             {"wr_op", sizeof(wr_op)},
+    };
+    for (size_t i = 0; type && i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(type, types[i].name) == 0) return types[i].size;
+    return 0;
+}
+
 static void node_reset(wr_node_track *n) {
     uint32_t id = n->id;
     char name[sizeof n->name];

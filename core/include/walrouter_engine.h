@@ -475,6 +475,10 @@ typedef struct wr_engine {
 } wr_engine;
 
 size_t wr_engine_sizeof(void);
+/* sizeof of a public struct by its name ("wr_op", "wr_io", "wr_step",
+ * "wr_sess", "wr_engine", "wr_probe", "wr_config", "wr_timeline", ...), for
+ * FFI declarations to check themselves against; 0 for a name not known. */
+size_t wr_engine_sizeof_type(const char *type);
 
 /* Sets up n nodes named names[i] (for identities; "host:port"). Returns 0,
  * or -1 when n is 0 or above WR_ENGINE_MAX_NODES. */

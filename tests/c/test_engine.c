@@ -1312,6 +1312,19 @@ static void metrics_text_escapes_label_values(void) {
     CHECK(strstr(text, "walrouter_errors_total{node=\"cd:3\"} 0\n") != NULL);
 }
 
+/* ---- FFI ---------------------------------------------------------------------- */
+
+static void struct_sizes_are_given_by_name_for_ffi(void) {
+    CHECK_INT((int)wr_engine_sizeof_type("wr_op"), (int)sizeof(wr_op));
+    CHECK_INT((int)wr_engine_sizeof_type("wr_io"), (int)sizeof(wr_io));
+    CHECK_INT((int)wr_engine_sizeof_type("wr_step"), (int)sizeof(wr_step));
+    CHECK_INT((int)wr_engine_sizeof_type("wr_sess"), (int)sizeof(wr_sess));
+    CHECK_INT((int)wr_engine_sizeof_type("wr_probe"), (int)sizeof(wr_probe));
+    CHECK_INT((int)wr_engine_sizeof_type("wr_engine"), (int)wr_engine_sizeof());
+    CHECK_INT((int)wr_engine_sizeof_type("wr_nothing"), 0);
+    CHECK_INT((int)wr_engine_sizeof_type(NULL), 0);
+}
+
 int main(void) {
     /* election (G7) */
     RUN(the_primary_on_the_highest_timeline_wins);
@@ -1382,5 +1395,6 @@ int main(void) {
     RUN(status_text_is_cut_like_snprintf);
     RUN(metrics_text_has_every_series_and_a_fenced_state);
     RUN(metrics_text_escapes_label_values);
+    RUN(struct_sizes_are_given_by_name_for_ffi);
     return check_exit();
 }

@@ -65,6 +65,7 @@ int wr_token_read(const char *text, size_t text_len, int64_t now_unix, uint64_t 
 void wr_timeline_init(wr_timeline *t);
 void wr_timeline_merge(wr_timeline *t, const wr_timeline *other);
 size_t wr_engine_sizeof(void);
+size_t wr_engine_sizeof_type(const char *type);
 int wr_engine_init(wr_engine *e, const wr_config *cfg, const char *const *names, size_t n);
 int wr_probe_parse(const char *const values[7], wr_probe *out);
 void wr_engine_probe_ok(wr_engine *e, int i, const wr_probe *p, uint64_t sent_us, uint64_t now_us,
@@ -121,10 +122,18 @@ local engine, crypto
 function M.engine(path)
   if engine then return engine end
   engine = load_engine(path)
-  local want, have = tonumber(engine.wr_engine_sizeof()), ffi.sizeof("wr_engine")
-  if want ~= have then
-    error(("resty.walrouter: engine struct size %d, declared %d: library and module versions differ")
-          :format(want, have), 2)
+  -- The declarations above must match the library's structs.
+  local have_by_name = pcall(function() return engine.wr_engine_sizeof_type end)
+  for _, t in ipairs { "wr_timeline", "wr_config", "wr_probe", "wr_node_track", "wr_engine", "wr_sess",
+                       "wr_step", "wr_io", "wr_op" } do
+    local want
+    if have_by_name then want = tonumber(engine.wr_engine_sizeof_type(t))
+    elseif t == "wr_engine" then want = tonumber(engine.wr_engine_sizeof()) end
+    if want and want ~= ffi.sizeof(t) then
+      engine = nil
+      error(("resty.walrouter: %s is %d bytes in the engine library, %d declared: library and module "
+             .. "versions differ"):format(t, want, ffi.sizeof(t)), 2)
+    end
   end
   return engine
 end
