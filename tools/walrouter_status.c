@@ -3,9 +3,13 @@
  *   walrouter-status DSN [--json | --metrics] [--watch SECONDS]
  *
  * Prints a table (or JSON, or Prometheus text); with --watch, again every
- * SECONDS until interrupted. Exit status: 0 when every node is up, 1 when some
- * node is down, 2 on bad usage or when no node is reachable. */
+ * SECONDS until interrupted. A figure that is not known (a down node's role,
+ * lag and position) shows as "-". Exit status: 0 when every node is up, 1
+ * when some node is down, 2 on bad usage (the bad argument is named) or when
+ * no node is reachable. Served counts are per process, so the table has
+ * none: this process serves nothing. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +22,39 @@ static int usage(void) {
     return 2;
 }
 
+/* Bad usage, naming what was wrong. */
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "walrouter-status: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return usage();
+}
+
+static const char *role_text(const wr_node_status *st) {
+    if (st->state == WR_STATE_DOWN || st->role == WR_ROLE_UNKNOWN) return "-";
+    return st->role == WR_ROLE_PRIMARY ? "primary" : "replica";
+}
+
 static int print_table(wr_cluster *c) {
     int down = 0;
-    printf("%-4s %-22s %-8s %-12s %12s %10s %18s %6s %5s  %s\n", "node", "address", "role", "state", "lag_bytes",
-           "lag_s", "replay_lsn", "in_use", "idle", "served / errors / last error");
+    printf("%-4s %-22s %-8s %-12s %12s %10s %18s %6s %5s %6s  %s\n", "node", "address", "role", "state",
+           "lag_bytes", "lag_s", "replay_lsn", "in_use", "idle", "errors", "last_error");
     for (size_t i = 0; i < wr_cluster_nnodes(c); i++) {
         wr_node_status st;
         if (wr_cluster_node_status(c, i, &st) != WR_OK) continue;
         char lsn[WR_LSN_BUFSIZE], lag[24], lags[24];
-        uint64_t served = 0;
-        for (int r = 0; r < WR_REASON_COUNT; r++) served += st.served[r];
-        snprintf(lag, sizeof lag, st.lag_bytes < 0 ? "-" : "%lld", (long long)st.lag_bytes);
-        snprintf(lags, sizeof lags, st.lag_seconds < 0 ? "-" : "%.3f", st.lag_seconds);
-        printf("%-4zu %-22s %-8s %-12s %12s %10s %18s %6d %5d  %llu / %llu%s%s\n", i, wr_cluster_node_name(c, i),
-               st.role == WR_ROLE_PRIMARY ? "primary" : st.role == WR_ROLE_REPLICA ? "replica" : "?",
-               wr_node_state_name(st.state), lag, lags, wr_lsn_format(st.replay_lsn, lsn), st.conns_in_use,
-               st.conns_idle, (unsigned long long)served, (unsigned long long)st.errors, st.last_error[0] ? " / " : "",
-               st.last_error);
+        int is_down = st.state == WR_STATE_DOWN;
+        snprintf(lag, sizeof lag, is_down || st.lag_bytes < 0 ? "-" : "%lld", (long long)st.lag_bytes);
+        snprintf(lags, sizeof lags, is_down || st.lag_seconds < 0 ? "-" : "%.3f", st.lag_seconds);
+        if (is_down || st.replay_lsn == WR_LSN_INVALID) snprintf(lsn, sizeof lsn, "-");
+        else wr_lsn_format(st.replay_lsn, lsn);
+        printf("%-4zu %-22s %-8s %-12s %12s %10s %18s %6d %5d %6llu%s%s\n", i, wr_cluster_node_name(c, i),
+               role_text(&st), wr_node_state_name(st.state), lag, lags, lsn, st.conns_in_use, st.conns_idle,
+               (unsigned long long)st.errors, st.last_error[0] ? "  " : "", st.last_error);
         down += st.state == WR_STATE_DOWN;
     }
     return down ? 1 : 0;
@@ -47,17 +67,24 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) json = 1;
         else if (strcmp(argv[i], "--metrics") == 0) metrics = 1;
-        else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
+        else if (strcmp(argv[i], "--watch") == 0) {
+            if (i + 1 == argc) return bad_usage("%s needs a number of seconds", argv[i]);
             char *end;
             watch = strtod(argv[++i], &end);
-            if (*end || watch <= 0) return usage();
+            if (*end || !(watch > 0 && watch < 1e6)) return bad_usage("--watch %s: not a number of seconds", argv[i]);
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage();
             return 0;
-        } else if (!dsn && argv[i][0] != '-') dsn = argv[i];
-        else return usage();
+        } else if (argv[i][0] == '-') {
+            return bad_usage("unknown option %s", argv[i]);
+        } else if (!dsn) {
+            dsn = argv[i];
+        } else {
+            return bad_usage("one DSN only (argument %d is a second one)", i);
+        }
     }
-    if (!dsn || (json && metrics)) return usage();
+    if (!dsn) return bad_usage("no DSN given");
+    if (json && metrics) return bad_usage("--json and --metrics: choose one");
     wr_cluster *c = NULL;
     if (wr_cluster_open(&c, dsn, NULL) != WR_OK) {
         fprintf(stderr, "walrouter-status: %s\n", wr_cluster_errmsg(c));
