@@ -258,6 +258,17 @@ def group_basic(cl, ng):
     check(r.get("code") in ("connect_error", "no_primary") and r.get("sqlstate") == "28P01",
           "a wrong password fails with SQLSTATE 28P01 (%s)" % r)
     check("wrong-password" not in json.dumps(r), "the error does not show the password")
+    # The statement cache: a cached SELECT * whose table changed shape is
+    # parsed again, not failed.
+    q(port, "DROP TABLE IF EXISTS wr_resty_s", "exec")
+    q(port, "CREATE TABLE wr_resty_s (a int)", "exec")
+    q(port, "INSERT INTO wr_resty_s VALUES (1)", "exec")
+    for _ in range(3):
+        r = q(port, "SELECT * FROM wr_resty_s", "primary")
+    check(r.get("rows") == [[1]], "a cached statement runs again (%s)" % r.get("err"))
+    q(port, "ALTER TABLE wr_resty_s ADD COLUMN b int DEFAULT 2", "exec")
+    r = q(port, "SELECT * FROM wr_resty_s", "primary")
+    check(r.get("rows") == [[1, 2]], "a cached statement whose table changed shape runs again (%s)" % r)
     # md5 authentication: a role whose password is stored as md5, allowed by
     # an md5 line in front of every node's pg_hba.conf.
     setup_md5(cl)

@@ -38,8 +38,8 @@ local STEP_RUN, STEP_WAIT, STEP_PROBE, STEP_SNAPSHOT, STEP_DONE = 0, 1, 2, 3, 4
 local RUN_CHECK_REPLAY, RUN_SNAPSHOT_CHECK, RUN_INSERT_POS, RUN_KEEP, RUN_PINNED, RUN_SYNCREP_CHECK =
   1, 2, 4, 8, 16, 32
 local PROBE_FORCE = 1
-local IO_OK, IO_SQL_ERROR, IO_NOT_SENT, IO_LOST, IO_TIMEOUT, IO_CHECK_FAILED, IO_CANCELED, IO_BUSY =
-  0, 1, 2, 3, 4, 6, 7, 8
+local IO_OK, IO_SQL_ERROR, IO_NOT_SENT, IO_LOST, IO_TIMEOUT, IO_STALE, IO_CHECK_FAILED, IO_CANCELED, IO_BUSY =
+  0, 1, 2, 3, 4, 5, 6, 7, 8
 local CODE_NAMES = { [0] = "ok", "bad_argument", "bad_token", "connect_error", "sql_error",
   "unknown_outcome", "no_primary", "bad_state", "out_of_memory", "internal_error", "timeout",
   "split_brain", "interrupted" }
@@ -72,7 +72,8 @@ end
 local KNOWN = { name = 1, dsn = 1, shm = 1, read_budget_ms = 1, retry_interval_ms = 1,
   statement_timeout_ms = 1, refresh_interval_ms = 1, max_lag_bytes = 1, max_lag_ms = 1,
   connect_timeout_ms = 1, nearest = 1, token_key = 1, token_ttl_s = 1, pool_size = 1,
-  keepalive_ms = 1, engine_lib = 1, application_name = 1, max_logins = 1 }
+  keepalive_ms = 1, engine_lib = 1, application_name = 1, max_logins = 1, stmt_cache_size = 1,
+  no_stmt_cache = 1 }
 
 --- walrouter.configure{ name=, dsn=, shm=, ... } (init_by_lua): declares a
 -- cluster. Raises on a bad option, naming it.
@@ -116,7 +117,9 @@ function M.configure(o)
     names_keep = keep, ids = ids,
     token_key = o.token_key, token_key_len = o.token_key and #o.token_key or 0,
     token_ttl = tonumber(o.token_ttl_s) or 86400,
-    pool_size = tonumber(o.pool_size) or 32, max_logins = tonumber(o.max_logins) or 4, keepalive_ms = tonumber(o.keepalive_ms) or 60000,
+    pool_size = tonumber(o.pool_size) or 32,
+    stmt_cache_size = o.no_stmt_cache and 0 or tonumber(o.stmt_cache_size) or 64,
+    max_logins = tonumber(o.max_logins) or 4, keepalive_ms = tonumber(o.keepalive_ms) or 60000,
     connect_us = tonumber(cfg.connect_timeout_us) > 0 and tonumber(cfg.connect_timeout_us) or 5000000,
     application_name = o.application_name or "walrouter-resty",
     pools = {},
@@ -181,8 +184,11 @@ local function acquire(c, i, deadline_us)
     return nil, err, state
   end
   if conn.reused then conn.pid, conn.key = meta.pid, meta.key
-  else meta.pid, meta.key = conn.pid, conn.key end
-  conn.meta, conn.node = meta, i
+  else
+    meta.pid, meta.key = conn.pid, conn.key
+    meta.cache = c.stmt_cache_size > 0 and { stmts = {}, n = 0, seq = 0, max = c.stmt_cache_size } or nil
+  end
+  conn.meta, conn.node, conn.cache = meta, i, meta.cache
   return conn
 end
 
@@ -220,7 +226,8 @@ end
 local probe_values = ffi.new("const char *[7]")
 local function probe_node(c, i, deadline_us)
   local sent = now_us()
-  local conn, err = acquire(c, i, deadline_us)
+  local conn, err, _, busy = acquire(c, i, deadline_us)
+  if busy then return true end -- every connection in use: the node answers
   local row
   if conn then
     sent = now_us()
@@ -419,6 +426,8 @@ local function run_step(self, st, sql, params, np)
     end
     if i_snap and qs[i_snap].err then
       io.outcome = IO_CHECK_FAILED
+    elseif q.stale then
+      io.outcome = IO_STALE
     elseif q.err then
       local state = q.err.sqlstate or ""
       ffi.copy(io.sqlstate, state, math.min(#state, 5))

@@ -211,11 +211,25 @@ local function param_text(v)
 end
 M.param_text = param_text
 
--- One statement's messages (unnamed statement and portal, text formats).
-local function statement(parts, q)
+-- One statement's messages (text formats, unnamed portal). With a cache
+-- (self.cache: { stmts = {sql -> name}, n =, seq =, max = }), a statement
+-- runs as a named prepared statement of the connection: parsed once, bound
+-- by name afterwards.
+local function statement(parts, q, cache)
   local np = q.n or 0
-  parts[#parts + 1] = msg("P", "\0" .. q.sql .. "\0" .. i16(0))
-  local b = { "\0\0", i16(0), i16(np) }
+  local name = ""
+  if cache then
+    local known = cache.stmts[q.sql]
+    if known then
+      name, q.cached = known, true
+    elseif cache.n < cache.max then
+      cache.seq = cache.seq + 1
+      name = "wr" .. cache.seq
+      q.preparing = name
+    end
+  end
+  if not q.cached then parts[#parts + 1] = msg("P", name .. "\0" .. q.sql .. "\0" .. i16(0)) end
+  local b = { "\0", name, "\0", i16(0), i16(np) }
   for i = 1, np do
     local v = param_text(q.params[i])
     if v == nil then b[#b + 1] = i32(-1) else b[#b + 1] = i32(#v) .. v end
@@ -224,6 +238,26 @@ local function statement(parts, q)
   parts[#parts + 1] = msg("B", concat(b))
   parts[#parts + 1] = "D\0\0\0\6P\0"
   parts[#parts + 1] = "E\0\0\0\9\0\0\0\0\0"
+end
+
+-- After a round trip: statements parsed under a name join the cache; a
+-- cached one the server no longer has, or whose plan it refused, leaves it
+-- (q.stale: it did not run).
+local function settle_cache(qs, cache)
+  for k = 1, #qs do
+    local q = qs[k]
+    if q.preparing and q.parsed then
+      cache.stmts[q.sql] = q.preparing
+      cache.n = cache.n + 1
+    elseif q.cached and q.err then
+      local st = q.err.sqlstate
+      if st == "26000" or (st == "0A000" and find(q.err.message, "cached plan", 1, true)) then
+        q.stale = true
+        cache.stmts[q.sql] = nil
+        cache.n = cache.n - 1
+      end
+    end
+  end
 end
 
 local SYNC = "S\0\0\0\4"
@@ -284,7 +318,7 @@ function Conn:run(qs, deadline_us, patient, grace_us)
   for k = 1, #qs do
     local q = qs[k]
     q.seg = nseg
-    statement(parts, q)
+    statement(parts, q, self.cache)
     if q.sync_after or k == #qs then
       parts[#parts + 1] = SYNC
       nseg = nseg + 1
@@ -316,6 +350,8 @@ function Conn:run(qs, deadline_us, patient, grace_us)
         if not rows then rows = {}; q.rows = rows end
         rows[#rows + 1] = parse_row(b, q.fields)
       end
+    elseif t == "1" then
+      if qs[cur] then qs[cur].parsed = true end
     elseif t == "T" then
       if qs[cur] then qs[cur].fields = parse_fields(b) end
     elseif t == "C" then
@@ -346,8 +382,9 @@ function Conn:run(qs, deadline_us, patient, grace_us)
     elseif t == "S" then
       local z = find(b, "\0", 1, true)
       if z then self.params[sub(b, 1, z - 1)] = sub(b, z + 1, #b - 1) end
-    end -- '1' ParseComplete, '2' BindComplete, 'n' NoData, 'N', 'A': nothing to keep
+    end -- '2' BindComplete, 'n' NoData, 'N', 'A': nothing to keep
   end
+  if self.cache then settle_cache(qs, self.cache) end
   return "ok", canceled
 end
 
