@@ -216,6 +216,8 @@ def setup_md5(cl):
 
 def group_basic(cl, ng):
     port = ng.port
+    st, body = get(port, "/unit")
+    check(body.startswith("ok "), "unit checks in nginx: SCRAM-SHA-256 (RFC 7677), DSNs, parameters (%s)" % body.strip())
     setup_table(port)
     p = cl.primary()
     r = q(port, "INSERT INTO wr_resty_t (v) VALUES ($1) RETURNING id", "exec", params=["w1"])

@@ -70,14 +70,16 @@ end
 local Scram = {}
 Scram.__index = Scram
 
-function M.scram_new(password)
-  return setmetatable({ password = password }, Scram)
+-- user and cnonce are for test vectors only: PostgreSQL takes the user
+-- name from the startup message, and the nonce is random.
+function M.scram_new(password, user, cnonce)
+  return setmetatable({ password = password, user = user or "", cnonce = cnonce }, Scram)
 end
 
--- "n,,n=,r=<nonce>": the user name comes from the startup message.
+-- "n,,n=,r=<nonce>".
 function Scram:client_first()
-  self.cnonce = nonce()
-  self.first_bare = "n=,r=" .. self.cnonce
+  self.cnonce = self.cnonce or nonce()
+  self.first_bare = "n=" .. self.user .. ",r=" .. self.cnonce
   return "n,," .. self.first_bare
 end
 

@@ -56,8 +56,26 @@ function M.parse(dsn)
       end
     end
   else
-    local kv = {}
-    for k, v in dsn:gmatch("([%w_]+)%s*=%s*('?[^']*'?)") do kv[k] = v:gsub("^'(.*)'$", "%1") end
+    local kv, i = {}, 1
+    while true do
+      local k, ni = dsn:match("^%s*([%w_]+)%s*=%s*()", i)
+      if not k then break end
+      local v
+      if dsn:sub(ni, ni) == "'" then -- quoted: \' and \\ escape
+        local buf, j = {}, ni + 1
+        while j <= #dsn and dsn:sub(j, j) ~= "'" do
+          local ch = dsn:sub(j, j)
+          if ch == "\\" then j = j + 1; ch = dsn:sub(j, j) end
+          buf[#buf + 1] = ch
+          j = j + 1
+        end
+        v, i = table.concat(buf), j + 1
+      else
+        v, i = dsn:match("^(%S*)()", ni)
+      end
+      kv[k] = v
+    end
+    if dsn:match("%S", i) then return nil, "dsn: cannot parse the conninfo string" end
     if not kv.host then return nil, "dsn: no host" end
     out.user, out.password, out.database = kv.user, kv.password, kv.dbname
     out.connect_timeout_s = tonumber(kv.connect_timeout)
