@@ -146,6 +146,11 @@ void wr_cluster_close(wr_cluster *c); /* NULL is a no-op */
 /* The last error of the cluster handle itself (open, refresh). Never NULL;
  * "" when none. Only meaningful from the thread that made the failing call. */
 const char *wr_cluster_errmsg(const wr_cluster *c);
+/* The SQLSTATE of that error ("" when none; a node that refused the
+ * connection: 28P01 a wrong password, 3D000 an unknown database...) and the
+ * node it names (-1: none). */
+const char *wr_cluster_sqlstate(const wr_cluster *c);
+int wr_cluster_errnode(const wr_cluster *c);
 
 size_t wr_cluster_nnodes(const wr_cluster *c);
 /* "host:port" of node i (DSN order), lives as long as c; "" if out of range. */

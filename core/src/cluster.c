@@ -42,16 +42,71 @@ uint32_t wr_cluster_rand(wr_cluster *c) { /* xorshift64*, under the lock */
 
 const char *wr_cluster_secret(const wr_cluster *c) { return c->dsn.password; }
 
-/* "host:port; host:port: why" for an open that reached nobody. */
-static void describe_failures(wr_cluster *c, char *msg, size_t cap) {
-    msg[0] = '\0';
-    for (size_t i = 0; i < c->n; i++) {
+/* A node that answered and refused the connection (libpq's text then holds
+ * the server's "FATAL:"): the server's words, and in state the SQLSTATE they
+ * stand for ("" when not known: libpq keeps no SQLSTATE of a failed
+ * connection). NULL when the node was not reached. */
+static const char *refusal(const char *why, char state[6]) {
+    static const struct { const char *text, *state; } known[] = {
+        {"password authentication failed", "28P01"}, {"authentication failed", "28000"},
+        {"no pg_hba.conf entry", "28000"}, {"database \"", "3D000"}, {"role \"", "28000"},
+        {"too many clients", "53300"}, {"too many connections", "53300"}, {"the database system is", "57P03"},
+    };
+    const char *f = strstr(why, "FATAL:");
+    state[0] = '\0';
+    if (!f) return NULL;
+    for (f += 6; *f == ' '; f++) {}
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+        if (strstr(f, known[k].text)) {
+            memcpy(state, known[k].state, 6);
+            break;
+        }
+    return f;
+}
+
+/* Why an open reached no node. When nodes answered and refused (a wrong
+ * password, an unknown database), it says so once, with the SQLSTATE and
+ * the first such node (*node, state), naming every node once:
+ *   authentication failed: password authentication failed for user "app"
+ *   (SQLSTATE 28P01, node db1:5432; the same on db2:5432)
+ * otherwise "no node of the cluster is reachable: host:port: why; ...". */
+static void describe_failures(wr_cluster *c, char *msg, size_t cap, int *node, char state[6]) {
+    const char *first = NULL;
+    *node = -1;
+    state[0] = '\0';
+    for (size_t i = 0; i < c->n && !first; i++)
+        if ((first = refusal(c->eng.nodes[i].last_error, state))) *node = (int)i;
+    if (first) {
+        const char *what = strncmp(state, "28", 2) == 0      ? "authentication failed"
+                           : strcmp(state, "3D000") == 0     ? "the database does not exist"
+                                                             : "the server refused the connection";
+        snprintf(msg, cap, "%s: %s (SQLSTATE %s, node %s", what, first, *state ? state : "unknown",
+                 c->dsn.name[*node]);
+    } else {
+        snprintf(msg, cap, "no node of the cluster is reachable");
+    }
+    const char *sep = first ? "; the same on " : ": ";
+    char st[6];
+    for (size_t i = 0; first && i < c->n; i++) { /* the nodes that refused the same way */
+        const char *r = refusal(c->eng.nodes[i].last_error, st);
+        if ((int)i == *node || !r || strcmp(r, first) != 0) continue;
         size_t len = strlen(msg);
-        const char *why = c->eng.nodes[i].last_error;
-        size_t nl = strlen(c->dsn.name[i]);
+        snprintf(msg + len, cap - len, "%s%s", sep, c->dsn.name[i]);
+        sep = ", ";
+    }
+    if (first) {
+        size_t len = strlen(msg);
+        snprintf(msg + len, cap - len, ")");
+        sep = "; ";
+    }
+    for (size_t i = 0; i < c->n; i++) { /* the others, each with its reason */
+        const char *why = c->eng.nodes[i].last_error, *r = refusal(why, st);
+        if (first && r && strcmp(r, first) == 0) continue;
+        size_t len = strlen(msg), nl = strlen(c->dsn.name[i]);
         if (strncmp(why, c->dsn.name[i], nl) == 0 && why[nl] == ':') /* it names the node already */
-            snprintf(msg + len, cap - len, "%s%s", i ? "; " : "", why);
-        else snprintf(msg + len, cap - len, "%s%s: %s", i ? "; " : "", c->dsn.name[i], why);
+            snprintf(msg + len, cap - len, "%s%s", sep, why);
+        else snprintf(msg + len, cap - len, "%s%s: %s", sep, c->dsn.name[i], why);
+        sep = "; ";
     }
 }
 
@@ -88,10 +143,10 @@ wr_status wr_cluster_open_sized(wr_cluster **out, const char *dsn, const wr_opti
     int any = 0;
     for (size_t i = 0; i < c->n; i++) any |= c->eng.nodes[i].up;
     if (!any) {
-        char msg[WR_MSG_SIZE];
-        describe_failures(c, msg, sizeof msg);
-        return wr_err_set(&c->err, c->dsn.password, WR_ERR_CONNECT, -1, NULL,
-                          "no node of the cluster is reachable: %s", msg);
+        char msg[WR_MSG_SIZE], state[6];
+        int node;
+        describe_failures(c, msg, sizeof msg, &node, state);
+        return wr_err_set(&c->err, c->dsn.password, WR_ERR_CONNECT, node, *state ? state : NULL, "%s", msg);
     }
     if (!c->opt.no_refresher) wr_cluster_start_refresher(c, c->opt.refresh_interval_ms);
     return WR_OK;
@@ -115,6 +170,8 @@ void wr_cluster_close(wr_cluster *c) {
 }
 
 const char *wr_cluster_errmsg(const wr_cluster *c) { return c ? c->err.msg : "out of memory"; }
+const char *wr_cluster_sqlstate(const wr_cluster *c) { return c ? c->err.sqlstate : ""; }
+int wr_cluster_errnode(const wr_cluster *c) { return c ? c->err.node : -1; }
 size_t wr_cluster_nnodes(const wr_cluster *c) { return c ? c->n : 0; }
 
 const char *wr_cluster_node_name(const wr_cluster *c, size_t i) {

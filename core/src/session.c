@@ -23,11 +23,30 @@ void wr_session_set_interrupt(wr_session *s, wr_interrupt_fn fn, void *arg) {
 static const char *secret(const wr_session *s) { return wr_cluster_secret(s->c); }
 static const char *node_name(const wr_session *s, int i) { return wr_cluster_node_name(s->c, (size_t)i); }
 
-/* The server's error, with its SQLSTATE and the node. */
+/* A parameter count that does not match the statement, told in the
+ * caller's terms: the server's text (08P01) names walrouter's prepared
+ * statement. WR_OK when msg is another error. */
+static wr_status param_count_error(wr_session *s, int node, const char *state, const char *msg) {
+    static const char supplies[] = "bind message supplies ";
+    const char *req = strstr(msg, "\" requires ");
+    if (strcmp(state, "08P01") != 0 || strncmp(msg, supplies, sizeof supplies - 1) != 0 || !req) return WR_OK;
+    int given = atoi(msg + sizeof supplies - 1), takes = atoi(req + 11);
+    return wr_err_set(&s->err, NULL, WR_ERR_ARG, node, state,
+                      "the statement takes %d parameter%s but %d %s given: nothing was run (node %s)", takes,
+                      takes == 1 ? "" : "s", given, given == 1 ? "was" : "were", node_name(s, node));
+}
+
+/* The server's error, with its SQLSTATE and the node. SQL text with no
+ * statement in it (only blanks or comments) and a parameter count that does
+ * not match are the caller's mistakes (WR_ERR_ARG). */
 static wr_status sql_error(wr_session *s, int node, const PGresult *r) {
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) == PGRES_EMPTY_QUERY)
+        return wr_err_set(&s->err, NULL, WR_ERR_ARG, node, NULL,
+                          "the SQL text holds no statement (only blanks or comments): nothing was run");
+    if (msg && state && param_count_error(s, node, state, msg) != WR_OK) return s->err.code;
     if (!msg) msg = PQresultErrorMessage(r);
     return wr_err_set(&s->err, secret(s), WR_ERR_SQL, node, state, "%s%s%s (SQLSTATE %s, node %s)", msg,
                       detail ? ": " : "", detail ? detail : "", state ? state : "none", node_name(s, node));

@@ -26,16 +26,20 @@ from .errors import (DatabaseError, DataError, Error, IntegrityError, InterfaceE
                      InternalError, NoPrimaryError, NotSupportedError, OperationalError,
                      ProgrammingError, QueryInterruptedError, QueryTimeoutError, TokenError,
                      UnknownOutcomeError, Warning)
-from .result import Result
+from .result import Result, Row
 from .session import Session
 from .stream import Stream
 
 __version__ = _core.WR_VERSION
 
-# PEP 249 module globals.
+# Module globals in PEP 249's terms. walrouter's own API (Cluster, Session)
+# takes PostgreSQL's $1, $2, ... placeholders: no PEP 249 style is that, and
+# "numeric_dollar" is the name SQLAlchemy 2 gives it. The PEP 249
+# connection and cursor (paramstyle "pyformat": %s, %(name)s) are in
+# walrouter.dbapi.
 apilevel = "2.0"
 threadsafety = 2     # threads may share the module and a Cluster, not a Session
-paramstyle = "numeric"  # $1, $2, ... as PostgreSQL spells it
+paramstyle = "numeric_dollar"
 
 # PEP 249 constructors, for familiarity: parameters take these types directly.
 Date = _dt.date
@@ -44,7 +48,7 @@ Timestamp = _dt.datetime
 Binary = bytes
 
 __all__ = [
-    "connect", "Cluster", "Session", "Result", "Stream", "Event", "NodeStatus",
+    "connect", "Cluster", "Session", "Result", "Row", "Stream", "Event", "NodeStatus",
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError",
     "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
     "NotSupportedError", "TokenError", "NoPrimaryError", "UnknownOutcomeError",

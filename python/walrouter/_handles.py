@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import weakref
-from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple, cast
 
 from . import _core
 from .errors import InterfaceError, _ErrorSource
@@ -110,8 +110,9 @@ class ClusterHandle(_ErrorSource):
             try:
                 handler(Event.from_raw(raw, self.names))
             except Exception as e:  # the user's handler: reported, not raised
-                sys.unraisablehook(_Unraisable(type(e), e, e.__traceback__,
-                                               "Exception ignored in walrouter on_event handler", handler))
+                sys.unraisablehook(cast(Any, _Unraisable(type(e), e, e.__traceback__,
+                                                         "Exception ignored in walrouter on_event handler",
+                                                         handler)))
 
     def close(self) -> None:
         with self._cond:
@@ -140,7 +141,10 @@ class ClusterHandle(_ErrorSource):
         self.sessions.clear()
 
     def error_details(self) -> Tuple[str, str, Optional[str]]:
-        return _core.wr_cluster_errmsg(self.ptr), "", None
+        node = _core.wr_cluster_errnode(self.ptr)
+        names = self.names
+        return (_core.wr_cluster_errmsg(self.ptr), _core.wr_cluster_sqlstate(self.ptr),
+                names[node] if 0 <= node < len(names) else None)
 
 
 class SessionHandle(_ErrorSource):
@@ -218,7 +222,7 @@ _open_clusters: "weakref.WeakSet[ClusterHandle]" = weakref.WeakSet()
 def _set_main_thread() -> None:
     """Tells the C glue which thread runs Python's signal handlers: only
     there does a waiting call run them (and stop on KeyboardInterrupt)."""
-    _core.wr_py_set_main_thread(threading.main_thread().ident)
+    _core.wr_py_set_main_thread(threading.main_thread().ident or 0)
 
 
 _set_main_thread()

@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 import uuid
 from decimal import Decimal
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import DataError, ProgrammingError
 
@@ -76,7 +76,7 @@ def _adapter(t: type) -> Callable[[Any], str]:
 
 def adapt_params(params: Sequence[Any]) -> Tuple[Optional[str], ...]:
     """Python values -> the text (or None for SQL NULL) sent as $1..$n."""
-    out = []
+    out: List[Optional[str]] = []
     for v in params:
         if v is None:
             out.append(None)
@@ -158,7 +158,7 @@ CONVERTERS: Dict[int, Callable[[str], Any]] = {
 }
 
 
-def convert_rows(types: Sequence[int], rows: list) -> list:
+def convert_rows(types: Sequence[int], rows: List[Any]) -> List[Any]:
     """Rows of text (None for NULL) -> rows of Python values, in place."""
     convs = [(i, CONVERTERS[t]) for i, t in enumerate(types) if t in CONVERTERS]
     if not convs or not rows:

@@ -10,7 +10,7 @@ from . import _core
 from ._handles import ClusterHandle, SessionHandle, finalize
 from .errors import InterfaceError, OperationalError, ProgrammingError, _check
 from .result import lsn_text
-from .session import Session
+from .session import Session, _token_text
 
 __all__ = ["Cluster", "Event", "NodeStatus", "connect"]
 
@@ -93,8 +93,12 @@ class Cluster:
     def session(self, token: Optional[str] = None) -> Session:
         """A new session; with `token` (from ``session.token``, e.g. carried in
         a cookie), it resumes that session's timeline, so it sees everything
-        that session wrote or saw. Raises TokenError for a malformed, tampered
-        or foreign token; an expired token gives a fresh session."""
+        that session wrote or saw. None and "" (a cleared cookie) are no
+        token. Raises TokenError for a malformed, tampered or foreign token
+        and TypeError for a token that is not str; an expired token gives a
+        fresh session."""
+        if token is not None and not isinstance(token, str):
+            _token_text(token)  # raises TypeError, naming the argument
         h = self._h
         ptr = h.acquire()
         try:
@@ -105,7 +109,7 @@ class Cluster:
         finally:
             h.release()
         s = Session(self, sh)
-        if token is not None:
+        if token:
             try:
                 s.resume(token)
             except BaseException:

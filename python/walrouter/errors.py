@@ -23,7 +23,7 @@ becomes a Python exception.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Tuple, Type, Union
 
 from . import _core
 
@@ -59,11 +59,12 @@ class Error(Exception):
         self.node = node
         self.code = code
 
-    def __reduce__(self):  # keyword-only fields survive pickling
+    def __reduce__(self) -> Tuple[Any, ...]:  # keyword-only fields survive pickling
         return (_rebuild, (type(self), self.message, self.sqlstate, self.node, self.code))
 
 
-def _rebuild(cls, message, sqlstate, node, code):
+def _rebuild(cls: Type["Error"], message: str, sqlstate: Optional[str], node: Optional[str],
+             code: Optional[str]) -> "Error":
     return cls(message, sqlstate=sqlstate, node=node, code=code)
 
 
@@ -184,6 +185,7 @@ def _error(status: int, source: Union[_ErrorSource, str]) -> "Error":
         message, sqlstate, node = source, "", None
     else:
         message, sqlstate, node = source.error_details()
+    cls: Type[Error]
     if status == _core.WR_ERR_SQL:
         cls = _BY_CLASS.get(sqlstate[:2], DatabaseError)
     else:

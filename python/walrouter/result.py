@@ -4,14 +4,21 @@ it ran. A plain Python object: the C result is converted and freed at once."""
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Sequence
-from typing import Any, Dict, List, Optional, Tuple, overload
+from typing import TYPE_CHECKING, Any, Dict, Generic, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 from . import _core
 from .adapt import convert_rows
 from .errors import ProgrammingError
 
-__all__ = ["Result", "lsn_text"]
+if TYPE_CHECKING:
+    from ._core import RawResult
+
+__all__ = ["Result", "Row", "lsn_text"]
+
+Row = Tuple[Any, ...]
+"""A row as queries return it: a tuple of Python values."""
+
+RowT = TypeVar("RowT", covariant=True)
 
 _REASONS = tuple(_core.wr_reason_name(i) for i in range(_core.WR_REASON_COUNT))
 
@@ -21,8 +28,11 @@ def lsn_text(lsn: int) -> str:
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
 
-class Result(Sequence):
+class Result(Sequence[RowT], Generic[RowT]):
     """The rows of one statement (tuples of Python values) and where it ran.
+    Generic over its row type: queries return ``Result[Row]`` (``Row`` is
+    ``Tuple[Any, ...]``); annotate ``Result[Tuple[int, str]]`` when the
+    columns are known.
 
     Behaves as a read-only sequence of rows: ``len(r)``, ``r[0]``, ``for row
     in r``. Also:
@@ -42,11 +52,11 @@ class Result(Sequence):
 
     __slots__ = ("columns", "types", "rows", "node", "reason", "affected", "command", "lsn")
 
-    def __init__(self, raw: tuple, node_names: Sequence[str]) -> None:
+    def __init__(self, raw: "RawResult", node_names: Sequence[str]) -> None:
         names, types, rows, node, reason, affected, command, lsn = raw
         self.columns: Tuple[str, ...] = names
         self.types: Tuple[int, ...] = types
-        self.rows: List[tuple] = convert_rows(types, rows)
+        self.rows: List[RowT] = convert_rows(types, rows)
         self.node: Optional[str] = node_names[node] if 0 <= node < len(node_names) else None
         self.reason: str = _REASONS[reason] if 0 <= reason < len(_REASONS) else str(reason)
         self.affected: int = affected
@@ -54,35 +64,35 @@ class Result(Sequence):
         self.lsn: str = lsn_text(lsn)
 
     @overload
-    def __getitem__(self, i: int) -> tuple: ...
+    def __getitem__(self, i: int) -> RowT: ...
     @overload
-    def __getitem__(self, i: slice) -> List[tuple]: ...
+    def __getitem__(self, i: slice) -> List[RowT]: ...
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: Union[int, slice]) -> Union[RowT, List[RowT]]:
         return self.rows[i]
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[RowT]:
         return iter(self.rows)
 
     def scalar(self) -> Any:
         """The first column of the first row (None when there is no row)."""
         if not self.columns:
             raise ProgrammingError("the statement returned no columns")
-        return self.rows[0][0] if self.rows else None
+        return self.rows[0][0] if self.rows else None  # type: ignore[index]
 
     def dicts(self) -> List[Dict[str, Any]]:
         """The rows as dicts keyed by column name."""
         cols = self.columns
-        return [dict(zip(cols, row)) for row in self.rows]
+        return [dict(zip(cols, row)) for row in self.rows]  # type: ignore[call-overload]
 
-    def namedtuples(self) -> List[tuple]:
+    def namedtuples(self) -> List[Tuple[Any, ...]]:
         """The rows as named tuples (invalid or duplicate column names are
         renamed _0, _1, ... as collections.namedtuple does)."""
-        Row = namedtuple("Row", self.columns, rename=True)  # type: ignore[misc]
-        return [Row._make(row) for row in self.rows]
+        Named = namedtuple("Row", self.columns, rename=True)  # type: ignore[misc]
+        return [Named._make(row) for row in self.rows]  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         what = f"{len(self.rows)} row{'s' if len(self.rows) != 1 else ''}"

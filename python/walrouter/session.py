@@ -3,21 +3,52 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
+import re
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple, TypeVar
 
 from . import _core
 from ._handles import SessionHandle, finalize
 from .adapt import adapt_params
-from .errors import DataError, ProgrammingError, _error
-from .result import Result, lsn_text
+from .errors import DataError, Error, ProgrammingError, _error
+from .result import Result, Row, lsn_text
 from .stream import Stream
 
 if TYPE_CHECKING:
+    from ._core import ResultPtr
     from .cluster import Cluster
 
 __all__ = ["Session"]
 
 _T = TypeVar("_T")
+
+
+MAX_PARAMS = 65535  # PostgreSQL's limit on the parameters of one statement
+
+
+def _too_many(params: Tuple[Any, ...]) -> None:
+    if len(params) > MAX_PARAMS:
+        raise ProgrammingError(f"{len(params)} parameters: PostgreSQL takes at most {MAX_PARAMS} in one statement "
+                               "(send the values as one array parameter, e.g. WHERE id = ANY($1))",
+                               code="bad_argument")
+
+
+_OTHER_MARKS = re.compile(r"%s|%\([A-Za-z_][A-Za-z0-9_]*\)s|(?<![?&|@#<>-])\?(?![?&|-])")
+
+
+def _hint(err: Exception, sql: str) -> Exception:
+    """A syntax error or a parameter-count mismatch in SQL that holds %s,
+    %(name)s or ? placeholders (other drivers' styles): the error, with a
+    hint that walrouter's are $1, $2, ... (walrouter.dbapi takes %s)."""
+    if isinstance(err, Error) and err.sqlstate in ("42601", "08P01") and _OTHER_MARKS.search(_unquoted(sql)):
+        err.message = f"{err.message}; hint: walrouter's placeholders are $1, $2, ... (not %s or ?; " \
+                      f"walrouter.dbapi takes %s and %(name)s)"
+        err.args = (err.message,)
+    return err
+
+
+def _unquoted(sql: str) -> str:
+    """The SQL without its quoted text and comments (where %s and ? are text)."""
+    return re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S)
 
 
 def _bad_sql(sql: object) -> None:
@@ -58,7 +89,7 @@ class Session:
 
     # ---- statements -----------------------------------------------------
 
-    def query(self, sql: str, *params: Any, primary: bool = False) -> Result:
+    def query(self, sql: str, *params: Any, primary: bool = False) -> Result[Row]:
         """Runs a read (``SELECT ...``) with ``$1, $2, ...`` parameters and
         returns its rows.
 
@@ -70,6 +101,8 @@ class Session:
         """
         if type(sql) is not str or "\x00" in sql:
             _bad_sql(sql)
+        if len(params) > MAX_PARAMS:
+            _too_many(params)
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
@@ -78,7 +111,7 @@ class Session:
             if h.abandoned is not None:
                 h.close_abandoned()
             st, r = _core.wr_query(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
-            err = _error(st, h) if st else None
+            err = _hint(_error(st, h), sql) if st else None
         return self._finish(err, r, self._result)
 
     def execute(self, sql: str, *params: Any) -> int:
@@ -91,14 +124,16 @@ class Session:
         """
         return self._exec(sql, params, _affected)
 
-    def write(self, sql: str, *params: Any) -> Result:
+    def write(self, sql: str, *params: Any) -> Result[Row]:
         """Like ``execute`` but returns the whole Result, e.g. the rows of
         ``INSERT ... RETURNING id`` (``result.affected`` has the count)."""
         return self._exec(sql, params, self._result)
 
-    def _exec(self, sql: str, params: tuple, convert: Callable[[Any], _T]) -> _T:
+    def _exec(self, sql: str, params: Tuple[Any, ...], convert: Callable[["ResultPtr"], _T]) -> _T:
         if type(sql) is not str or "\x00" in sql:
             _bad_sql(sql)
+        if len(params) > MAX_PARAMS:
+            _too_many(params)
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
@@ -107,10 +142,10 @@ class Session:
             if h.abandoned is not None:
                 h.close_abandoned()
             st, r = _core.wr_exec(h.ptr, sql, p)
-            err = _error(st, h) if st else None
+            err = _hint(_error(st, h), sql) if st else None
         return self._finish(err, r, convert)
 
-    def _finish(self, err: Optional[Exception], r: Any, convert: Callable[[Any], _T]) -> _T:
+    def _finish(self, err: Optional[Exception], r: Any, convert: Callable[["ResultPtr"], _T]) -> _T:
         """Converts (and frees) the C result, hands pending events to the
         cluster's on_event handler, then raises the call's error if any. The
         result is freed first, so a handler that raises leaks nothing."""
@@ -120,7 +155,7 @@ class Session:
             raise err
         return out  # type: ignore[return-value]
 
-    def _result(self, r: Any) -> Result:
+    def _result(self, r: "ResultPtr") -> Result[Row]:
         try:
             raw = _core.wr_py_result(r)
         except UnicodeDecodeError as e:
@@ -220,20 +255,25 @@ class Session:
         """This session's timeline as a compact, cookie-safe text: pass it to
         ``cluster.session(token=...)`` in the next request so that request
         sees everything this one wrote or saw."""
-        return self._call(_core.wr_session_token, check=False)
+        token: str = self._call(_core.wr_session_token, check=False)
+        return token
 
-    def resume(self, token: str) -> None:
+    def resume(self, token: Optional[str]) -> None:
         """Replaces this session's timeline with the one `token` carries (as
         ``cluster.session(token=...)`` does). Raises TokenError for a
-        malformed, tampered or foreign token; an expired one empties it. ""
-        (a cleared cookie) is no token: the timeline is emptied."""
+        malformed, tampered or foreign token, TypeError for one that is not
+        str; an expired one empties it. "" (a cleared cookie) and None are no
+        token: the timeline is emptied."""
         self._call(_core.wr_session_resume, _token_text(token))
 
     def require(self, token: str) -> None:
         """Also sees everything the session behind `token` (another user, a
         background job...) wrote or saw. Raises TokenError for a malformed,
-        tampered or foreign token; an expired one is ignored."""
-        self._call(_core.wr_session_require, _token_text(token))
+        tampered or foreign token, TypeError for one that is not str; an
+        expired one (or "") is ignored."""
+        text = _token_text(token)
+        if text:
+            self._call(_core.wr_session_require, text)
 
     @property
     def need(self) -> str:
@@ -290,18 +330,17 @@ class Session:
         return f"<walrouter.Session need={need}{tx}>"
 
 
-def _token_text(token: object) -> str:
-    """The token as text for the C layer, or TokenError: bytes are decoded
-    (a cookie library may hand them over), anything else is refused, and a
-    NUL byte would cut the text short, so it is refused too."""
+def _token_text(token: object, argument: str = "token") -> str:
+    """The token as text for the C layer. None and "" (a cleared cookie) are
+    no token. Any other type than str is a TypeError naming the argument
+    (bytes too: decode them first), and a NUL character, which would cut the
+    text short, is a TokenError."""
     from .errors import TokenError
-    if isinstance(token, (bytes, bytearray)):
-        try:
-            token = bytes(token).decode("ascii")
-        except UnicodeDecodeError:
-            raise TokenError("invalid session token: not ASCII text", code="bad_token") from None
+    if token is None:
+        return ""
     if not isinstance(token, str):
-        raise TokenError(f"invalid session token: expected str, got {type(token).__name__}", code="bad_token")
+        hint = " (decode it first: token.decode())" if isinstance(token, (bytes, bytearray)) else ""
+        raise TypeError(f"{argument} must be str or None, not {type(token).__name__}{hint}")
     if "\x00" in token:
         raise TokenError("invalid session token: it contains a NUL byte", code="bad_token")
     return token

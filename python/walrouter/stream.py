@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 from . import _core
 from ._handles import SessionHandle
 from .errors import DataError, InterfaceError, _error
-from .result import Result
+from .result import Result, Row
 
 if TYPE_CHECKING:
     from .session import Session
@@ -40,7 +40,7 @@ class Stream:
         self._h = handle
         self._st: Any = st       # the C stream; None once closed
         self._chunk = chunk
-        self._rows: List[tuple] = []
+        self._rows: List[Row] = []
         self._i = 0
         self.columns: Tuple[str, ...] = ()
         self.types: Tuple[int, ...] = ()
@@ -60,7 +60,7 @@ class Stream:
     def __iter__(self) -> "Stream":
         return self
 
-    def __next__(self) -> tuple:
+    def __next__(self) -> Row:
         i = self._i
         rows = self._rows
         if i < len(rows):
@@ -68,7 +68,7 @@ class Stream:
             return rows[i]
         return self._fetch()
 
-    def _fetch(self) -> tuple:
+    def _fetch(self) -> Row:
         """The first row of the next chunk; closes the stream at the end."""
         st = self._st
         if st is None:
@@ -95,7 +95,7 @@ class Stream:
             raise DataError(f"the server sent text that is not UTF-8: {e}") from e
         finally:
             _core.wr_result_free(r)
-        res = Result(raw, h.cluster.names)
+        res: Result[Row] = Result(raw, h.cluster.names)
         if self.node is None:
             self.columns, self.types, self.node, self.reason = res.columns, res.types, res.node, res.reason
         self._rows = res.rows

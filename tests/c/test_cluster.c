@@ -328,6 +328,9 @@ static void errors_are_clear_and_never_show_the_password(void) {
     CHECK_INT(wr_cluster_open(&c, dsn, NULL), WR_ERR_CONNECT);
     CHECK(strstr(wr_cluster_errmsg(c), "password authentication failed") != NULL);
     CHECK(strstr(wr_cluster_errmsg(c), "wrong-pass-123") == NULL);
+    CHECK(strncmp(wr_cluster_errmsg(c), "authentication failed: ", 23) == 0); /* reached, refused */
+    CHECK_STR(wr_cluster_sqlstate(c), "28P01");
+    CHECK(wr_cluster_errnode(c) >= 0);
     wr_cluster_close(c);
 
     wr_session *s = wr_session_new(C);
@@ -337,7 +340,11 @@ static void errors_are_clear_and_never_show_the_password(void) {
     CHECK(wr_session_errnode(s) >= 0);
     CHECK_INT(wr_query(s, "SELEC 1", 0, NULL, 0, NULL), WR_ERR_SQL);
     CHECK_STR(wr_session_sqlstate(s), "42601");
-    CHECK_INT(wr_query(s, "SELECT $1::int", 0, NULL, 0, NULL), WR_ERR_SQL);
+    CHECK_INT(wr_query(s, "SELECT $1::int", 0, NULL, 0, NULL), WR_ERR_ARG); /* named in the caller's terms */
+    CHECK(strstr(wr_session_errmsg(s), "takes 1 parameter but 0 were given") != NULL);
+    CHECK(strstr(wr_session_errmsg(s), "\"wr") == NULL);
+    CHECK_INT(wr_query(s, " -- only a comment", 0, NULL, 0, NULL), WR_ERR_ARG);
+    CHECK(strstr(wr_session_errmsg(s), "no statement") != NULL);
     const char *bad[1] = {"not a number"};
     CHECK_INT(wr_query(s, "SELECT $1::int", 1, bad, 0, NULL), WR_ERR_SQL);
     CHECK_STR(wr_session_sqlstate(s), "22P02");

@@ -16,7 +16,9 @@ PASSWORD = "walrouter-secret"  # tests/cluster.sh's password
 def test_pep249_module_globals_and_hierarchy():
     assert walrouter.apilevel == "2.0"
     assert walrouter.threadsafety == 2
-    assert walrouter.paramstyle == "numeric"
+    assert walrouter.paramstyle == "numeric_dollar"  # $1, $2, ...: not PEP 249's "numeric" (:1)
+    from walrouter import dbapi
+    assert (dbapi.apilevel, dbapi.paramstyle, dbapi.threadsafety) == ("2.0", "pyformat", 1)
     assert issubclass(walrouter.InterfaceError, walrouter.Error)
     assert issubclass(walrouter.DatabaseError, walrouter.Error)
     for cls in (walrouter.OperationalError, walrouter.IntegrityError, walrouter.ProgrammingError,
@@ -81,6 +83,103 @@ def test_a_wrong_password_is_reported_without_it(dsn):
     with pytest.raises(walrouter.OperationalError) as e:
         walrouter.connect(bad)
     assert wrong not in str(e.value) and "password" in str(e.value)
+
+
+def test_a_wrong_password_says_authentication_failed_and_names_each_node_once(dsn, names):
+    bad = re.sub(r"(://[^:]+:)[^@]*@", r"\g<1>Wrong-Pass-123@", dsn)
+    with pytest.raises(walrouter.OperationalError) as e:
+        walrouter.connect(bad)
+    err = e.value
+    assert str(err).startswith('authentication failed: password authentication failed for user "walrouter"')
+    assert "reachable" not in str(err)
+    assert (err.sqlstate, err.node, err.code) == ("28P01", names[0], "connect_error")
+    for name in names:
+        assert str(err).count(name) == 1, (name, str(err))
+
+
+def test_an_unknown_database_says_so_with_sqlstate_and_node(dsn, names):
+    bad = re.sub(r"/[^/?]+(\?|$)", r"/wr_no_such_db\1", dsn, count=1)
+    with pytest.raises(walrouter.OperationalError) as e:
+        walrouter.connect(bad)
+    err = e.value
+    assert str(err).startswith('the database does not exist: database "wr_no_such_db" does not exist')
+    assert (err.sqlstate, err.node) == ("3D000", names[0])
+    for name in names:
+        assert str(err).count(name) == 1
+
+
+@pytest.mark.parametrize("sql, params, takes, given", [("SELECT $1::int, $2::int", (1,), 2, 1),
+                                                       ("SELECT $1::int", (1, 2), 1, 2),
+                                                       ("SELECT $1::int", (), 1, 0)])
+def test_a_parameter_count_mismatch_is_a_programming_error_naming_no_internal_statement(cluster, sql, params,
+                                                                                        takes, given):
+    with cluster.session() as s:
+        for call in (s.query, s.execute, lambda q, *p: s.query(q, *p, primary=True)):
+            with pytest.raises(walrouter.ProgrammingError) as e:
+                call(sql, *params)
+            msg = str(e.value)
+            assert f"takes {takes} parameter" in msg and f"but {given} w" in msg, msg
+            assert '"wr' not in msg and "prepared statement" not in msg
+            assert e.value.code == "bad_argument" and e.value.sqlstate == "08P01"
+        assert s.query("SELECT $1::int", 5).scalar() == 5  # the session goes on
+
+
+@pytest.mark.parametrize("sql", ["SELECT %s::int", "SELECT ?::int", "SELECT %(n)s::int"])
+def test_other_drivers_placeholders_get_a_hint_about_dollar_one(cluster, sql):
+    with cluster.session() as s, pytest.raises(walrouter.ProgrammingError) as e:
+        s.query(sql, 1)
+    assert "$1" in str(e.value) and "hint" in str(e.value)
+    assert e.value.sqlstate in ("42601", "08P01")
+
+
+def test_no_hint_when_the_marks_are_quoted_text(cluster):
+    with cluster.session() as s, pytest.raises(walrouter.ProgrammingError) as e:
+        s.query("SELEC '%s ?'")
+    assert "hint" not in str(e.value)
+
+
+@pytest.mark.parametrize("token", [b"2.1.0.-.0.0", 5, 1.5, ["x"]])
+def test_a_token_of_another_type_is_a_type_error_naming_the_argument(cluster, token):
+    with pytest.raises(TypeError, match=r"^token must be str or None, not " + type(token).__name__):
+        cluster.session(token=token)
+    with cluster.session() as s:
+        with pytest.raises(TypeError, match="^token must be str"):
+            s.resume(token)
+        with pytest.raises(TypeError, match="^token must be str"):
+            s.require(token)
+
+
+def test_none_and_empty_tokens_are_no_token(cluster):
+    with cluster.session() as w:
+        w.execute("SELECT 1")
+        with cluster.session(token=w.token) as s:
+            assert s.need != "0/0"
+            s.resume("")
+            assert s.need == "0/0"
+            s.resume(w.token)
+            s.resume(None)
+            assert s.need == "0/0"
+            s.require("")
+            assert s.need == "0/0"
+
+
+def test_too_many_parameters_is_a_programming_error(cluster):
+    with cluster.session() as s:
+        for call in (s.query, s.execute, s.write):
+            with pytest.raises(walrouter.ProgrammingError, match="at most 65535") as e:
+                call("SELECT 1", *range(65536))
+            assert e.value.code == "bad_argument"
+
+
+@pytest.mark.parametrize("sql", ["", "   ", "-- only a comment", "/* nothing */"])
+def test_empty_sql_says_so(cluster, sql):
+    with cluster.session() as s:
+        for call in (s.query, s.execute):
+            with pytest.raises(walrouter.ProgrammingError) as e:
+                call(sql)
+            assert str(e.value) in ("SQL text is empty",
+                                    "the SQL text holds no statement (only blanks or comments): nothing was run")
+            assert e.value.code == "bad_argument"
 
 
 def test_reprs_never_show_the_password(cluster, table):
