@@ -445,6 +445,25 @@ def group_token(cl, ng):
         with cluster.session(token=w["token"]) as s:
             rows = s.query("SELECT count(*) FROM wr_resty_t WHERE v = 'ngx-%s'" % RUN)
             check(rows[0][0] == 1, "a write through nginx, then a read through Python with its token, sees the row")
+        # Signed tokens: the same key on both sides; another key is refused.
+        signed = walrouter.connect(cl.dsn, token_key="resty-token-key")
+        try:
+            with signed.session() as s:
+                s.execute("INSERT INTO wr_resty_t (v) VALUES ('pysigned-%s')" % RUN)
+                tok = s.token
+            r = q(port, "SELECT count(*) FROM wr_resty_t WHERE v = $1", token=tok, cluster="signed",
+                  params=["pysigned-" + RUN])
+            check(r.get("rows") == [[1]], "a token signed by Python is honoured by nginx with the same key")
+            r = q(port, "SELECT 1", token=tok[:-2] + ("AA" if not tok.endswith("AA") else "BB"), cluster="signed")
+            check(r.get("code") == "bad_token", "a tampered signed token is refused")
+            r = q(port, "SELECT 1", token=tok.rsplit(".", 1)[0], cluster="signed")
+            check(r.get("code") == "bad_token", "an unsigned token is refused where a key is set")
+            w = q(port, "INSERT INTO wr_resty_t (v) VALUES ($1)", "exec", cluster="signed", params=["ngxsigned-" + RUN])
+            with signed.session(token=w["token"]) as s:
+                rows = s.query("SELECT count(*) FROM wr_resty_t WHERE v = 'ngxsigned-%s'" % RUN)
+                check(rows[0][0] == 1, "a token signed by nginx is honoured by Python with the same key")
+        finally:
+            signed.close()
     finally:
         for n in (1, 2):
             cl.run("resume", n)
