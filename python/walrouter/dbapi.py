@@ -334,9 +334,7 @@ class Connection:
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
-        if bool(value) != self._autocommit and self.session.in_transaction:
-            raise ProgrammingError("cannot change autocommit inside a transaction: commit() or rollback() first")
-        self._autocommit = bool(value)
+        self._autocommit = self._mode("autocommit", self._autocommit, value)
 
     @property
     def read_only(self) -> bool:
@@ -346,9 +344,13 @@ class Connection:
 
     @read_only.setter
     def read_only(self, value: bool) -> None:
-        if bool(value) != self._read_only and self.session.in_transaction:
-            raise ProgrammingError("cannot change read_only inside a transaction: commit() or rollback() first")
-        self._read_only = bool(value)
+        self._read_only = self._mode("read_only", self._read_only, value)
+
+    def _mode(self, name: str, old: bool, value: object) -> bool:
+        """The new value of a mode, which a transaction in progress keeps."""
+        if bool(value) != old and self.session.in_transaction:
+            raise ProgrammingError(f"cannot change {name} inside a transaction: commit() or rollback() first")
+        return bool(value)
 
     @property
     def in_transaction(self) -> bool:

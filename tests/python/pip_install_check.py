@@ -3,7 +3,8 @@
 and without build isolation, offline; then, outside the source tree and with
 no PYTHONPATH, one read against the test cluster. Also the contents of the
 wheel and the sdist built by the in-tree backend (the wheel built from the
-sdist, as `python -m build` does).
+sdist, as `python -m build` does), and `cmake --install` of the python
+component.
 
 Run by the ctest `python_pip_install` (not part of python_pytest: it builds
 the extension for each interpreter; WALROUTER_BUILD_CACHE keeps the compiled
@@ -151,6 +152,22 @@ def test_the_sdist_and_the_wheel_built_from_it_carry_the_package_and_its_metadat
         assert "postgresql.walrouter = walrouter.sqlalchemy:WalrouterDialect" in z.read(
             f"{di}/entry_points.txt").decode()
         record_ok(z, di)
+
+
+def test_cmake_install_still_puts_the_package_where_python_finds_it(work, dsn):
+    build = os.environ.get("WR_BUILD_DIR")
+    if not build:
+        pytest.skip("WR_BUILD_DIR is not set (ctest sets it)")
+    prefix = work / "prefix"
+    run(["cmake", "--install", build, "--prefix", str(prefix), "--component", "python"])
+    (init,) = prefix.glob("lib/python3*/*-packages/walrouter/__init__.py")
+    assert (init.parent / "_core.pyi").exists() and (init.parent / "dbapi.py").exists()
+    code = ("import os, walrouter\n"
+            "assert walrouter.__file__ == os.environ['EXPECT'], walrouter.__file__\n"
+            "with walrouter.connect(os.environ['WR_TEST_DSN']) as c, c.session() as s:\n"
+            "    print(s.query('SELECT 42').scalar())\n")
+    env = {**env_for_build(), "PYTHONPATH": str(init.parent.parent), "WR_TEST_DSN": dsn, "EXPECT": str(init)}
+    assert run(["/usr/bin/python3", "-c", code], env=env, cwd=work).split() == ["42"]
 
 
 def test_the_backend_reads_pyproject_without_tomllib_as_tomllib_does():

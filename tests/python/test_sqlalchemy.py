@@ -4,6 +4,9 @@ user's writes (also in the next request, through the token) with replay
 paused, and transactions stay on one node."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +118,11 @@ def test_an_isolation_level_walrouter_does_not_run_is_refused(dsn):
             e.connect()
     finally:
         e.dispose()
+
+
+def test_the_orm_example_runs(dsn, names):
+    example = Path(__file__).resolve().parents[2] / "examples/python/orm.py"
+    p = subprocess.run([sys.executable, str(example), dsn], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "after writing: ['first note']" in p.stdout and "next request: ['first note']" in p.stdout
+    assert f"INSERT   {names[PRIMARY]} (write)" in p.stdout
