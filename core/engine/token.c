@@ -13,6 +13,17 @@
  * server computes alike whatever order its DSN lists the nodes in; version 1
  * named it by an index into one process's list, so wr_token_read drops it.
  *
+ * A token of another cluster: with token_key set, each cluster with its own
+ * key, its signature does not match (WR_TOKEN_BAD_SIGNATURE: the session
+ * calls return WR_ERR_TOKEN, the bindings TokenError). Unsigned, or signed
+ * with the same key, nothing in it tells it apart (no cluster identity is
+ * written): it reads as a need like any other. Its position, if ahead of
+ * this cluster's primary, is clamped to the primary's by the first read
+ * that finds no replica has it; a node it names that none of this
+ * cluster's nodes is leaves that read pending on no known node, so the next
+ * read takes its bound from the primary. It costs reads a check, never a
+ * wrong answer.
+ *
  * The legacy pair (wr_token_encode/wr_token_decode) reads and writes only the
  * fields a 0.1 wr_timeline has (need, last_node, last_read_us): a caller
  * built against 0.1 passes the smaller struct. */
