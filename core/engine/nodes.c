@@ -4,6 +4,10 @@
  *   1. A probe places a node: role, timeline, position, receiver, round trip.
  *      A node that failed (connection, timeout) is down with a jittered
  *      backoff, and serves nothing until a probe has placed it again.
+ *      A replica whose WAL receiver is not streaming can only show the
+ *      timeline of its last restartpoint, older than the one it replays
+ *      after a failover: while it stays up as a replica and its replay does
+ *      not go back, it keeps the newer timeline it was seen on.
  *   2. Election: the highest timeline any primary was seen on wins, for
  *      good (it never goes back). A node claiming primary on an older
  *      timeline is fenced. Two reachable claimants on the top timeline
@@ -267,6 +271,10 @@ void wr_engine_probe_ok(wr_engine *e, int i, const wr_probe *p, uint64_t sent_us
     wr_node_track *n = &e->nodes[i];
     wr_role role = p->in_recovery ? WR_ROLE_REPLICA : WR_ROLE_PRIMARY;
     int changed = role != (wr_role)n->role;
+    uint32_t tli = p->tli; /* rule 1: a stopped receiver's restartpoint lags */
+    if (role == WR_ROLE_REPLICA && !changed && n->up && n->placed && p->receiver != 1 && tli != 0 && tli < n->tli &&
+        p->lsn >= n->lsn)
+        tli = n->tli;
     if (changed) { /* promoted or demoted: nothing carries over */
         n->lsn = 0;
         n->lsn_at_us = 0;
@@ -290,7 +298,7 @@ void wr_engine_probe_ok(wr_engine *e, int i, const wr_probe *p, uint64_t sent_us
         e->wal_block_size = p->wal_block_size;
         e->wal_segment_size = p->wal_segment_size;
     }
-    observe(e, i, p->tli, p->lsn, role == WR_ROLE_PRIMARY ? p->flushed : 0, sent_us);
+    observe(e, i, tli, p->lsn, role == WR_ROLE_PRIMARY ? p->flushed : 0, sent_us);
     if (role == WR_ROLE_PRIMARY || changed || i == e->primary)
         elect(e); /* a claimant, or one stepped down (unfences it, may end a conflict) */
     if (role == WR_ROLE_PRIMARY) sample_primary(e, i, p->lsn, p->flushed, sent_us);

@@ -541,6 +541,47 @@ static void a_replica_on_another_timeline_than_the_primary_serves_no_reads(void)
     CHECK(serves_reads(A));
 }
 
+static void a_replica_whose_receiver_stopped_keeps_the_newer_timeline_it_was_seen_on(void) {
+    /* A replica's probe takes its timeline from its WAL receiver; with the
+     * receiver stopped (its primary just died, or it is reconnecting) from
+     * its last restartpoint, which can be older than what it replays. Here:
+     * a failover to B on timeline 2, then B dies in turn. */
+    cluster();
+    unreachable(P);
+    promote(B, 2, 2000);
+    follow(A, 2, 2000);
+    follow(C, 2, 2000);
+    now += 100 * MS;
+    unreachable(B);
+    for (int i = A; i <= C; i += C - A) {
+        world[i].receiver = 0;
+        world[i].tli = 1; /* the last restartpoint is still on timeline 1 */
+        probe_node(i);
+        CHECK_INT(eng.nodes[i].tli, 2);
+        CHECK(serves_reads(i));
+    }
+    wr_sess s;
+    wr_sess_init(&s, 0);
+    wr_timeline_wrote_at(&s.tl, 2, 2000);
+    play r = PLAY(&s, WR_OP_READ, RUN_OK(ANY_REPLICA));
+    CHECK_INT(r.done.status, WR_E_OK);
+    /* Not once its replay went back, nor across a failure (it may come back
+     * rewound or restored): then it is on the timeline it says. */
+    world[C].lsn = 1500;
+    probe_node(C);
+    CHECK_INT(eng.nodes[C].tli, 1);
+    unreachable(A);
+    now += 10 * SEC;
+    world[A].reachable = 1;
+    probe_node(A);
+    CHECK_INT(eng.nodes[A].tli, 1);
+    /* A streaming receiver's timeline is taken as it is. */
+    follow(C, 1, 1500);
+    world[C].tli = 3;
+    probe_node(C);
+    CHECK_INT(eng.nodes[C].tli, 3);
+}
+
 static void a_replica_whose_replay_stopped_is_excluded_once_max_lag_behind_the_primary(void) {
     /* The "WAL receiver stopped" case: A answers probes promptly, its own
      * view says nothing is wrong; only the primary's samples tell. */
@@ -1346,6 +1387,7 @@ int main(void) {
     RUN(a_replica_a_little_behind_the_first_primary_sample_is_probed_again_soon);
     RUN(a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it);
     RUN(a_replica_on_another_timeline_than_the_primary_serves_no_reads);
+    RUN(a_replica_whose_receiver_stopped_keeps_the_newer_timeline_it_was_seen_on);
     RUN(a_replica_whose_replay_stopped_is_excluded_once_max_lag_behind_the_primary);
     RUN(replicas_count_as_stale_while_the_primary_cannot_be_sampled);
     RUN(a_replica_more_bytes_behind_than_the_limit_is_excluded);
