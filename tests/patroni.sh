@@ -38,14 +38,15 @@ usage: $0 COMMAND [ARGS]        (state dir: $DIR)
   leader           print the number of the node that holds the leader key
   wait-healthy [S] wait (up to S s, default 120) for a leader and two replicas streaming
                    from it on its timeline
-  switchover       planned: patronictl switchover; wait for the new leader; print
-                   "OLD NEW"
-  failover         patronictl failover to the synchronous standby; wait; print "OLD NEW"
+  switchover       planned: patronictl switchover; wait for the new leader
+  failover         patronictl failover to the synchronous standby; wait for it to lead
   kill-leader      SIGKILL the leader's postmaster (Patroni fails over at once); wait for
-                   the new leader; print "OLD NEW"
+                   the new leader
   freeze-leader S  SIGSTOP the leader's Patroni and PostgreSQL processes, wait S seconds
                    (past the TTL of ${TTL}s) and until another node leads, SIGCONT them
-                   (Patroni then demotes the old leader); print "OLD NEW"
+                   (Patroni then demotes the old leader)
+                   These four print "OLD NEW AT": the old and new leader's numbers, and
+                   when the action began (seconds since 1970, date +%s.%N)
   psql N [SQL]     psql on node N as superuser (db $WR_DB)
   logs N           print the tail of node N's Patroni log
 EOF
@@ -159,8 +160,13 @@ cluster_json() {
   done
   return 1
 }
-# members: "name role state timeline lag" per member (lag "-" when unknown).
+# members: "name role state timeline lag" per member (lag "-" when unknown). jq when there is
+# one (python3 takes long to start on a busy machine).
 members() {
+  if command -v jq >/dev/null 2>&1; then
+    cluster_json | jq -r '.members[]? | "\(.name) \(.role // "?") \(.state // "?") \(.timeline // 0) \(.lag // "-")"'
+    return
+  fi
   cluster_json | python3 -c '
 import json, sys
 for m in json.load(sys.stdin).get("members", []):
@@ -204,11 +210,14 @@ new_leader() {  # new_leader OLD: a running leader other than OLD
   local l
   l=$(leader_node) && [[ $l != "$1" ]] && echo "$l"
 }
+# wait_new_leader OLD [SECONDS]: print "OLD NEW AT", AT being when the action began (the
+# wall clock, seconds since 1970, from mark_action).
+mark_action() { ACTION_AT=$(date +%s.%N); }
 wait_new_leader() {
   local new
   wait_for "${2:-90}" "a new leader (not node$1)" new_leader "$1"
   new=$(new_leader "$1")
-  echo "$1 $new"
+  echo "$1 $new ${ACTION_AT:-0}"
 }
 need_leader() { leader_node || die "no running leader (see: $0 status)"; }
 
@@ -389,20 +398,18 @@ cmd_status() {
 
 ctl() { patronictl -c "$DIR/node0.yml" "$@"; }
 
-cmd_switchover() {
-  local old
+# cmd_move switchover|failover: planned, or to the synchronous standby.
+cmd_move() {
+  local kind=$1 old cand=""
+  local -a args=()
   old=$(need_leader)
-  log "switchover from node$old"
-  ctl switchover --leader "node$old" --force "$SCOPE" >&2 || die "patronictl switchover failed"
-  wait_new_leader "$old"
-}
-
-cmd_failover() {
-  local old cand
-  old=$(need_leader)
-  cand=$(sync_standby) || die "no synchronous standby to fail over to"
-  log "failover from node$old to node$cand"
-  ctl failover --candidate "node$cand" --force "$SCOPE" >&2 || die "patronictl failover failed"
+  if [[ $kind == failover ]]; then
+    cand=$(sync_standby) || die "no synchronous standby to fail over to"
+    args=(--candidate "node$cand")
+  fi
+  log "$kind from node$old${cand:+ to node$cand}"
+  mark_action
+  ctl "$kind" --leader "node$old" "${args[@]}" --force "$SCOPE" >&2 || die "patronictl $kind failed"
   wait_new_leader "$old"
 }
 
@@ -411,6 +418,7 @@ cmd_kill_leader() {
   old=$(need_leader)
   pm=$(postmaster_pid "$old") || die "node$old has no running postmaster"
   log "SIGKILL of node$old's postmaster $pm"
+  mark_action
   kill -KILL "$pm"
   wait_new_leader "$old"
 }
@@ -425,6 +433,7 @@ cmd_freeze_leader() {
   : >"$DIR/run/frozen$old"
   for pid in "${pids[@]}"; do echo "$pid $(proc_field "$pid" 22)" >>"$DIR/run/frozen$old"; done
   log "SIGSTOP of node$old's Patroni and PostgreSQL (${#pids[@]} processes) for ${s}s"
+  mark_action
   kill -STOP "${pids[@]}" 2>/dev/null || true
   # Backends forked after the stop (connections accepted before it) are stopped too.
   while ((SECONDS - t0 < s)); do
@@ -436,11 +445,11 @@ cmd_freeze_leader() {
     done
     sleep 0.2
   done
-  local new
-  if ! new=$(wait_new_leader "$old" 60); then thaw "$old"; die "no new leader while node$old was frozen"; fi
+  local out
+  if ! out=$(wait_new_leader "$old" 60); then thaw "$old"; die "no new leader while node$old was frozen"; fi
   log "SIGCONT of node$old"
   thaw "$old"
-  echo "$new"
+  echo "$out"
 }
 
 cmd_psql() {
@@ -456,8 +465,7 @@ case ${1:-} in
   uri) uri ;;
   leader) need_leader ;;
   wait-healthy) wait_for "${2:-120}" "a leader and two streaming replicas" healthy ;;
-  switchover) cmd_switchover ;;
-  failover) cmd_failover ;;
+  switchover | failover) cmd_move "$1" ;;
   kill-leader) cmd_kill_leader ;;
   freeze-leader) shift; cmd_freeze_leader "$@" ;;
   psql) shift; cmd_psql "$@" ;;

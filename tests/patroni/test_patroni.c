@@ -7,14 +7,15 @@
  * or applied twice, no write reported failed that ran, no stale read for a
  * token holder, no write acknowledged on a timeline older than one walrouter
  * had already seen, and the old leader serving reads again once Patroni
- * rejoined it. Prints per scenario the time from the command (and from the
- * promotion) to the first acknowledged write on the new leader, and the
- * reads that failed meanwhile. */
+ * rejoined it. Prints per scenario the time from the action (switchover
+ * request, kill, stop) and from the promotion to the first acknowledged
+ * write on the new leader, and the reads that failed meanwhile. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "check.h"
 #include "load.h"
@@ -24,7 +25,7 @@
 
 typedef struct scenario {
     const char *name;
-    const char *command; /* of tests/patroni.sh; prints "OLD NEW" */
+    const char *command; /* of tests/patroni.sh; prints "OLD NEW AT" */
 } scenario;
 
 /* Runs `tests/patroni.sh ARGS`, keeping the last line of its stdout. */
@@ -41,6 +42,17 @@ static int script(char *out, size_t cap, const char *args) {
     }
     int rc = pclose(p);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* The CLOCK_MONOTONIC time (us) of a wall-clock time (seconds since 1970)
+ * the script printed; no earlier than `floor`. */
+static uint64_t mono_of_wall(double wall_s, uint64_t floor) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double ago = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - wall_s;
+    uint64_t now = now_us();
+    uint64_t t = ago > 0 && ago * 1e6 < (double)now ? now - (uint64_t)(ago * 1e6) : now;
+    return t > floor ? t : floor;
 }
 
 /* conninfo of each node of the URI tests/patroni.sh prints
@@ -106,7 +118,7 @@ static int fetch_ledger(wr_cluster *c, const load *L, int *counts[LOAD_WRITERS])
 typedef struct tally {
     long acked, unknown, failed, lost, doubled, failed_present, late, stale;
     long reads_ok, reads_failed, reads_failed_until_write;
-    double cmd_to_write_s, promo_to_write_s, rejoin_s;
+    double cmd_to_write_s, promo_to_write_s, rejoin_s, promo_s, first_fail_s, last_fail_s;
 } tally;
 
 static void count_writes(const load *L, int *counts[LOAD_WRITERS], tally *t) {
@@ -160,9 +172,15 @@ static void figures(const load *L, int new_leader, uint64_t t0, uint64_t cmd_end
             if (r[k].ok) t->reads_ok++;
             else t->reads_failed++;
             if (!r[k].ok && r[k].end_us >= t0 && first && r[k].start_us <= first) t->reads_failed_until_write++;
+            if (!r[k].ok && r[k].end_us >= t0) {
+                double at = (double)(r[k].end_us - t0) / 1e6;
+                if (t->first_fail_s < 0 || at < t->first_fail_s) t->first_fail_s = at;
+                if (at > t->last_fail_s) t->last_fail_s = at;
+            }
         }
     }
     uint64_t promoted = atomic_load(&((load *)L)->watch[new_leader].promoted_us);
+    t->promo_s = promoted > t0 ? (double)(promoted - t0) / 1e6 : -1;
     t->cmd_to_write_s = first ? (double)(first - t0) / 1e6 : -1;
     t->promo_to_write_s = first && promoted > t0 ? ((double)first - (double)promoted) / 1e6 : -1;
     t->rejoin_s = rejoin ? (double)(rejoin - cmd_end) / 1e6 : -1;
@@ -176,12 +194,15 @@ static void run_scenario(wr_cluster *c, char conninfo[LOAD_NODES][512], const sc
     CHECK_INT(load_start(&L, c, first_writer, conninfo), 0);
     CHECK_INT(wait_acked(&L, -1, 0, WARMUP_WRITES, 60), 0);
 
-    uint64_t t0 = now_us();
+    uint64_t started = now_us();
     int old = -1, new_leader = -1;
+    double at = 0;
     CHECK_INT(script(out, sizeof out, sc->command), 0);
     uint64_t cmd_end = now_us();
-    fprintf(stderr, "%s took %.1f s\n", sc->command, (double)(cmd_end - t0) / 1e6);
-    CHECK_INT(sscanf(out, "%d %d", &old, &new_leader), 2);
+    CHECK_INT(sscanf(out, "%d %d %lf", &old, &new_leader, &at), 3);
+    uint64_t t0 = mono_of_wall(at, started);
+    fprintf(stderr, "%s took %.1f s (the action %.1f s after the command started)\n", sc->command,
+            (double)(cmd_end - started) / 1e6, (double)(t0 - started) / 1e6);
     if (old < 0 || old >= LOAD_NODES || new_leader < 0 || new_leader >= LOAD_NODES || old == new_leader) {
         fprintf(stderr, "bad answer from tests/patroni.sh %s: '%s'\n", sc->command, out);
         CHECK(0);
@@ -201,7 +222,7 @@ static void run_scenario(wr_cluster *c, char conninfo[LOAD_NODES][512], const sc
     load_stop(&L);
 
     int *counts[LOAD_WRITERS] = {0};
-    tally t = {0};
+    tally t = {.first_fail_s = -1};
     CHECK_INT(fetch_ledger(c, &L, counts), 0);
     if (counts[0]) count_writes(&L, counts, &t);
     figures(&L, new_leader, t0, cmd_end, rejoin, &t);
@@ -209,11 +230,14 @@ static void run_scenario(wr_cluster *c, char conninfo[LOAD_NODES][512], const sc
     fprintf(stderr,
             "%s: node%d -> node%d; writes acked %ld, unknown %ld, failed %ld; reads ok %ld, failed %ld\n"
             "  lost %ld, doubled %ld, failed-yet-ran %ld, acked on an old timeline %ld, stale reads %ld\n"
-            "  BENCH %s: command -> first write on the new leader %.2f s, promotion -> first write %.2f s, "
-            "reads failed until then %ld; old leader serving reads %.1f s after the command\n",
+            "  BENCH %s: action -> first write on the new leader %.2f s, promotion -> first write %.2f s, "
+            "reads failed until then %ld; old leader serving reads %.1f s after the command returned\n",
             sc->name, old, new_leader, t.acked, t.unknown, t.failed, t.reads_ok, t.reads_failed, t.lost, t.doubled,
             t.failed_present, t.late, t.stale, sc->name, t.cmd_to_write_s, t.promo_to_write_s,
             t.reads_failed_until_write, t.rejoin_s);
+    if (t.first_fail_s >= 0)
+        fprintf(stderr, "  reads failed from +%.2f s to +%.2f s after the action; promotion seen at +%.2f s\n",
+                t.first_fail_s, t.last_fail_s, t.promo_s);
     for (int i = 0; i < LOAD_WRITERS; i++)
         if (L.w[i].last_error[0]) fprintf(stderr, "  writer %d last error: %s\n", L.w[i].id, L.w[i].last_error);
     for (int i = 0; i < LOAD_READERS; i++)
@@ -255,7 +279,9 @@ int main(void) {
                       NULL),
               WR_OK);
     wr_session_free(s);
+    const char *only = getenv("WR_PATRONI_ONLY"); /* some scenarios, by name (development) */
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+        if (only && *only && !strstr(only, scenarios[i].name)) continue;
         int before = check_failures;
         run_scenario(c, conninfo, &scenarios[i], 10 * (int)(i + 1));
         fprintf(stderr, "%s %s\n", check_failures == before ? "ok  " : "FAIL", scenarios[i].name);
