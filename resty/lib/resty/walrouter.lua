@@ -619,20 +619,22 @@ Session.close = Session.set_keepalive
 
 local probing = {}
 
+local function probe_round(c)
+  shared.sync(c, E)
+  local now = now_us()
+  E.wr_engine_tick(c.eng, now)
+  local mask = E.wr_engine_probes_due(c.eng, now)
+  if mask ~= 0 then
+    shared.count_probe(c)
+    probe_mask(c, mask, now + c.connect_us, false)
+  end
+end
+
 local function prober_tick(premature, c, lease)
   if premature or probing[c.name] then return end
   if not shared.elect(c, lease) then return end
   probing[c.name] = true
-  local ok, err = pcall(function()
-    shared.sync(c, E)
-    local now = now_us()
-    E.wr_engine_tick(c.eng, now)
-    local mask = E.wr_engine_probes_due(c.eng, now)
-    if mask ~= 0 then
-      shared.count_probe(c)
-      probe_mask(c, mask, now + c.connect_us, false)
-    end
-  end)
+  local ok, err = pcall(probe_round, c)
   probing[c.name] = nil
   if not ok then ngx.log(ngx.ERR, "resty.walrouter prober: ", err) end
 end
