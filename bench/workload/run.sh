@@ -24,8 +24,10 @@ command -v pgpool >/dev/null || { echo "run.sh: pgpool not found (apt-get instal
 # says (tests/run.sh exports the shared test cluster's).
 if ((smoke)); then
   name=walrouter-bench-workload-smoke base=${WR_WORKLOAD_SMOKE_BASE_PORT:-25614} pool=${WR_WORKLOAD_SMOKE_PGPOOL_PORT:-25622}
+  children=${WR_WORKLOAD_PGPOOL_CHILDREN:-16}
 else
   name=walrouter-bench-workload base=${WR_WORKLOAD_BASE_PORT:-25610} pool=${WR_WORKLOAD_PGPOOL_PORT:-25620}
+  children=${WR_WORKLOAD_PGPOOL_CHILDREN:-64}
 fi
 export WR_CLUSTER_DIR=/tmp/$name-cluster WR_BASE_PORT=$base
 export WR_CLUSTER_SH="$top/tests/cluster.sh"
@@ -34,30 +36,33 @@ pool_pid=
 
 stop_pgpool() {
   if [[ -n $pool_pid ]]; then
-    kill -TERM "$pool_pid" 2>/dev/null || true
+    kill -INT "$pool_pid" 2>/dev/null || true # fast shutdown (TERM waits for clients)
     wait "$pool_pid" 2>/dev/null || true
     pool_pid=
   elif [[ -f $pooldir/pgpool.pid ]]; then # left by an interrupted run of this script
     local pid
     pid=$(head -n1 "$pooldir/pgpool.pid")
     if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$pooldir/pgpool.conf"; then
-      kill -TERM "$pid" 2>/dev/null || true
+      kill -INT "$pid" 2>/dev/null || true
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
   fi
 }
 cleanup() {
   stop_pgpool
+  [[ -z ${started:-} ]] || echo "run.sh: Pgpool-II stopped after ${SECONDS}s" >&2
   "$WR_CLUSTER_SH" stop >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
+trap 'cleanup; echo "run.sh: stopped everything after ${SECONDS}s" >&2' EXIT
 trap 'exit 130' INT TERM
 cleanup # leftovers of an interrupted run
 rm -rf "$pooldir"
 mkdir -p "$pooldir"
 
+started=1
 echo "run.sh: starting the cluster in $WR_CLUSTER_DIR" >&2
 dsn=$("$WR_CLUSTER_SH" start | tail -n1)
+echo "run.sh: cluster up after ${SECONDS}s, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 ports=("$("$WR_CLUSTER_SH" port 0)" "$("$WR_CLUSTER_SH" port 1)" "$("$WR_CLUSTER_SH" port 2)")
 
 # Pgpool-II in streaming-replication mode: load balancing over the replicas
@@ -94,7 +99,7 @@ backend_weight2 = 1
 backend_flag2 = 'DISALLOW_TO_FAILOVER'
 enable_pool_hba = on
 pool_passwd = '$pooldir/pool_passwd'
-num_init_children = ${WR_WORKLOAD_PGPOOL_CHILDREN:-64}
+num_init_children = $children
 max_pool = 1
 load_balance_mode = on
 disable_load_balance_on_write = 'transaction'
@@ -107,6 +112,10 @@ delay_threshold = ${WR_WORKLOAD_DELAY_THRESHOLD:-1024}
 health_check_period = 0
 failover_on_backend_error = off
 memory_cache_enabled = off
+memqcache_total_size = 1048576
+memqcache_max_num_cache = 1000
+memqcache_maxcache = 8192
+memqcache_cache_block_size = 65536
 log_min_messages = warning
 CONF
 umask 022
@@ -122,6 +131,10 @@ for i in $(seq 100); do
   sleep 0.1
 done
 
+echo "run.sh: Pgpool-II up after ${SECONDS}s" >&2
 args=(--dsn "$dsn" --pgpool "$pooldsn")
 ((smoke)) && args+=(--smoke --out "/tmp/$name-out")
-PYTHONPATH="$build/python" PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "$here/workload.py" "${args[@]}" "$@"
+status=0
+PYTHONPATH="$build/python" PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "$here/workload.py" "${args[@]}" "$@" || status=$?
+echo "run.sh: done after ${SECONDS}s, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+exit $status
