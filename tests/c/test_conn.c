@@ -454,16 +454,23 @@ static void test_stale_plan_is_detected_then_reprepared(void) {
 static void test_statements_lost_by_the_server_are_detected(void) {
     wr_conn *c = open_conn(0, 16);
     CHECK_STR(value_of(c, "SELECT 7"), "7");
-    c->use_cache = 0; /* DEALLOCATE ALL behind the cache's back */
-    value_of(c, "DEALLOCATE ALL");
-    c->use_cache = 1;
+    /* DEALLOCATE ALL behind the cache's back: no command tag tells. */
+    value_of(c, "DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$");
     wr_pq_step st;
     CHECK_INT(run1(c, "SELECT 7", 5000, 0, &st), WR_RUN_OK);
     CHECK(st.stale);
     CHECK_STR(sqlstate(st.res), "26000");
     CHECK_INT(c->cache.count, 0);
+    CHECK(c->dirty); /* what the server still holds is not known: never lent again */
     wr_pq_steps_clear(&st, 1);
     CHECK_STR(value_of(c, "SELECT 7"), "7");
+    /* One a command tag tells: the cache forgets at once. */
+    value_of(c, "DEALLOCATE ALL");
+    CHECK_INT(c->cache.count, 0);
+    CHECK_INT(run1(c, "SELECT 7", 5000, 0, &st), WR_RUN_OK);
+    CHECK(!st.stale);
+    CHECK_STR(PQgetvalue(st.res, 0, 0), "7");
+    wr_pq_steps_clear(&st, 1);
     wr_conn_free(c);
 }
 
@@ -498,18 +505,20 @@ static void test_evicted_statements_wait_out_a_failed_transaction(void) {
     CHECK_STR(value_of(c, "SELECT 'a'"), "a");
     CHECK_STR(value_of(c, "SELECT 'b'"), "b");
     value_of(c, "BEGIN");      /* evicts 'a' */
-    value_of(c, "SELECT 1/0"); /* DEALLOCATEs 'a', evicts 'b'; the transaction fails */
+    /* Inside a transaction block DEALLOCATEs wait (one failing would abort
+     * the caller's transaction); this evicts 'b' and fails the transaction. */
+    value_of(c, "SELECT 1/0");
     CHECK_INT(PQtransactionStatus(c->pg), PQTRANS_INERROR);
-    CHECK_INT(c->cache.ndealloc, 1);
+    CHECK_INT(c->cache.ndealloc, 2);
     wr_pq_step st;
     /* A DEALLOCATE would fail here and abort the ROLLBACK: it waits. */
     CHECK_INT(run1(c, "ROLLBACK", 5000, 0, &st), WR_RUN_OK);
     CHECK(st.res && PQresultStatus(st.res) == PGRES_COMMAND_OK);
     CHECK_INT(PQtransactionStatus(c->pg), PQTRANS_IDLE);
-    CHECK_INT(c->cache.ndealloc, 2); /* 'b', and BEGIN evicted by ROLLBACK */
+    CHECK_INT(c->cache.ndealloc, 3); /* 'a', 'b', and BEGIN evicted by ROLLBACK */
     wr_pq_steps_clear(&st, 1);
     CHECK_STR(value_of(c, "SELECT 'c'"), "c");
-    CHECK_INT(c->cache.ndealloc, 1); /* both sent; 'c' evicted SELECT 1/0 */
+    CHECK_INT(c->cache.ndealloc, 1); /* all three sent; 'c' evicted SELECT 1/0 */
     CHECK_STR(value_of(c, "SELECT string_agg(statement, '|') FROM pg_prepared_statements "
                           "WHERE statement LIKE 'SELECT ''_''' OR statement = 'BEGIN'"), "SELECT 'c'");
     wr_conn_free(c);

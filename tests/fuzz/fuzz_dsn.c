@@ -11,7 +11,9 @@
 #include "conn.h"
 
 /* The password the text spells as key=value "password=<x>" with x of 6+
- * plain characters (so it cannot be a word of libpq's own message). */
+ * plain characters (so it cannot be a word of libpq's own message), found
+ * nowhere else in the text (where it would be a host name, say, that a
+ * message may name). */
 static int spelled_password(const char *s, char *out, size_t cap) {
     const char *p = strstr(s, "password=");
     if (!p) return 0;
@@ -20,7 +22,8 @@ static int spelled_password(const char *s, char *out, size_t cap) {
     if (len < 6 || len >= cap) return 0;
     memcpy(out, p, len);
     out[len] = '\0';
-    return 1;
+    const char *first = strstr(s, out);
+    return first == p && strstr(p + 1, out) == NULL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
