@@ -39,7 +39,7 @@ from . import _core
 from .adapt import adapt_params
 from .cluster import Cluster, Event, NodeStatus
 from .cluster import connect as _connect
-from .errors import DataError, Error, InterfaceError, ProgrammingError, _error
+from .errors import Error, InterfaceError, ProgrammingError, _error
 from .result import Result, Row
 from .session import MAX_PARAMS, Session, _hint, _too_many
 
@@ -268,15 +268,10 @@ class AsyncSession:
             return await self._run(kind, sql, p, flags)
 
     def _result(self, r: Optional["ResultPtr"]) -> Result[Row]:
+        """The rows, converted as the sync session does; frees r."""
         if r is None:
             raise InterfaceError("the statement returned no result")
-        try:
-            raw = _core.wr_py_result(r)
-        except UnicodeDecodeError as e:
-            raise DataError(f"the server sent text that is not UTF-8: {e}") from e
-        finally:
-            _core.wr_result_free(r)
-        return Result[Row](raw, self._h.cluster.names)
+        return self._s._result(r)
 
     # ---- statements --------------------------------------------------------------
 
