@@ -209,6 +209,12 @@ int load_count_acked(load *L, int node, uint64_t after) {
     return least;
 }
 
+static int start(load *L, pthread_t *th, void *(*fn)(void *), void *arg) {
+    if (pthread_create(th, NULL, fn, arg) != 0) return -1;
+    L->threads[L->nthreads++] = th;
+    return 0;
+}
+
 int load_start(load *L, wr_cluster *c, int first_writer, char conninfo[LOAD_NODES][512]) {
     memset(L, 0, sizeof *L);
     L->c = c;
@@ -231,18 +237,19 @@ int load_start(load *L, wr_cluster *c, int first_writer, char conninfo[LOAD_NODE
         L->watch[i].node = i;
         snprintf(L->watch[i].conninfo, sizeof L->watch[i].conninfo, "%s", conninfo[i]);
     }
-    int rc = 0;
-    for (int i = 0; i < LOAD_NODES; i++) rc |= pthread_create(&L->watch[i].th, NULL, watcher_main, &L->watch[i]);
-    for (int i = 0; i < LOAD_WRITERS; i++) rc |= pthread_create(&L->w[i].th, NULL, writer_main, &L->w[i]);
-    for (int i = 0; i < LOAD_READERS; i++) rc |= pthread_create(&L->r[i].th, NULL, reader_main, &L->r[i]);
-    return rc ? -1 : 0;
+    for (int i = 0; i < LOAD_NODES; i++)
+        if (start(L, &L->watch[i].th, watcher_main, &L->watch[i]) != 0) return -1;
+    for (int i = 0; i < LOAD_WRITERS; i++)
+        if (start(L, &L->w[i].th, writer_main, &L->w[i]) != 0) return -1;
+    for (int i = 0; i < LOAD_READERS; i++)
+        if (start(L, &L->r[i].th, reader_main, &L->r[i]) != 0) return -1;
+    return 0;
 }
 
 void load_stop(load *L) {
     atomic_store(&L->stop, 1);
-    for (int i = 0; i < LOAD_WRITERS; i++) pthread_join(L->w[i].th, NULL);
-    for (int i = 0; i < LOAD_READERS; i++) pthread_join(L->r[i].th, NULL);
-    for (int i = 0; i < LOAD_NODES; i++) pthread_join(L->watch[i].th, NULL);
+    for (int i = 0; i < L->nthreads; i++) pthread_join(*L->threads[i], NULL);
+    L->nthreads = 0;
 }
 
 void load_free(load *L) {

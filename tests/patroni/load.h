@@ -87,6 +87,8 @@ typedef struct load {
     reader r[LOAD_READERS];
     watcher watch[LOAD_NODES];
     _Atomic uint64_t replica_read_us[LOAD_NODES]; /* newest start of a replica read it served */
+    int nthreads;           /* started, in the order of threads[] */
+    pthread_t *threads[LOAD_NODES + LOAD_WRITERS + LOAD_READERS];
 } load;
 
 uint64_t now_us(void);

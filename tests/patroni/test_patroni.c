@@ -84,7 +84,8 @@ static int wait_acked(load *L, int node, uint64_t after, int n, int timeout_s) {
 
 /* The ledger as the primary has it: counts[w][seq]. */
 static int fetch_ledger(wr_cluster *c, const load *L, int *counts[LOAD_WRITERS]) {
-    for (int i = 0; i < LOAD_WRITERS; i++) counts[i] = calloc(L->w[i].attempts.n + 1, sizeof(int));
+    for (int i = 0; i < LOAD_WRITERS; i++)
+        if (!(counts[i] = calloc(L->w[i].attempts.n + 1, sizeof(int)))) return -1;
     wr_session *s = wr_session_new(c);
     char lo[16], hi[16];
     snprintf(lo, sizeof lo, "%d", L->first_writer);
@@ -191,7 +192,13 @@ static void run_scenario(wr_cluster *c, char conninfo[LOAD_NODES][512], const sc
     fprintf(stderr, "== %s\n", sc->name);
     CHECK_INT(script(NULL, 0, "wait-healthy 180"), 0);
     static load L; /* large; one scenario at a time */
-    CHECK_INT(load_start(&L, c, first_writer, conninfo), 0);
+    if (load_start(&L, c, first_writer, conninfo) != 0) {
+        fprintf(stderr, "could not start the load's threads\n");
+        CHECK(0);
+        load_stop(&L);
+        load_free(&L);
+        return;
+    }
     CHECK_INT(wait_acked(&L, -1, 0, WARMUP_WRITES, 60), 0);
 
     uint64_t started = now_us();
@@ -223,8 +230,9 @@ static void run_scenario(wr_cluster *c, char conninfo[LOAD_NODES][512], const sc
 
     int *counts[LOAD_WRITERS] = {0};
     tally t = {.first_fail_s = -1};
-    CHECK_INT(fetch_ledger(c, &L, counts), 0);
-    if (counts[0]) count_writes(&L, counts, &t);
+    int fetched = fetch_ledger(c, &L, counts) == 0;
+    CHECK(fetched);
+    if (fetched) count_writes(&L, counts, &t);
     figures(&L, new_leader, t0, cmd_end, rejoin, &t);
     for (int i = 0; i < LOAD_WRITERS; i++) free(counts[i]);
     fprintf(stderr,
