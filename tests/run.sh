@@ -15,7 +15,7 @@ for dir in "$@"; do
   echo "== ctest in $dir" >&2
   args=(--output-on-failure --timeout 600)
   # ThreadSanitizer: the unit tests and the threads test (the C API under load).
-  case "$dir" in *tsan*) args+=(-R 'c_test_(threads|lsn|decide|token|options|engine|async|conn)$');; esac
+  case "$dir" in *tsan*) args+=(-R 'c_test_(threads|lsn|decide|token|options|engine|async|conn|refresher)$');; esac
   (cd "$top/$dir" && ctest "${args[@]}") || status=1
 done
 exit $status

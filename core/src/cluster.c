@@ -125,8 +125,12 @@ wr_status wr_cluster_open_sized(wr_cluster **out, const char *dsn, const wr_opti
     *out = c;
     if (!c) return WR_ERR_NOMEM;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->refresher_cv, NULL);
+    wr_refresher_init(c);
+    wr_events_init(c);
     wr_err_clear(&c->err);
+    char why[WR_MSG_SIZE];
+    if (opt && wr_options_check(opt, why, sizeof why) != WR_OK)
+        return wr_err_set(&c->err, NULL, WR_ERR_ARG, -1, NULL, "%s", why);
     wr_options_resolve(opt, &c->opt);
     c->rand_state = wr_now_us() ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9e3779b97f4a7c15ull;
     wr_status st = wr_dsn_parse(&c->dsn, dsn, c->opt.connect_timeout_s, &c->err);
@@ -164,7 +168,8 @@ void wr_cluster_close(wr_cluster *c) {
         }
     }
     wr_dsn_free(&c->dsn);
-    pthread_cond_destroy(&c->refresher_cv);
+    wr_events_destroy(c);
+    wr_refresher_destroy(c);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

@@ -1,5 +1,10 @@
 /* events.c — node state changes, announced to a callback and queued for
- * bindings that deliver them on their own thread. */
+ * bindings that deliver them on their own thread.
+ *
+ * A handler runs under event_mu (not the cluster's lock), and changing the
+ * handler takes event_mu too: once wr_cluster_set_event_handler returns, the
+ * old handler is not running and never runs again, so its argument may be
+ * freed. event_mu is recursive, so a handler may change the handler. */
 #include <string.h>
 
 #include "internal.h"
@@ -20,18 +25,30 @@ void wr_cluster_note_changes(wr_cluster *c) {
         if (c->ev_count < RING) c->ev_count++;
         else c->ev_head = (c->ev_head + 1) % RING; /* full: drop the oldest */
     }
-    wr_event_fn fn = c->on_event;
-    void *arg = c->on_event_arg;
     pthread_mutex_unlock(&c->mu);
-    for (size_t i = 0; fn && i < n; i++) fn(arg, &fresh[i]);
+    if (n == 0) return;
+    pthread_mutex_lock(&c->event_mu);
+    /* Read here, not above: a handler unset meanwhile is not called. */
+    for (size_t i = 0; c->on_event && i < n; i++) c->on_event(c->on_event_arg, &fresh[i]);
+    pthread_mutex_unlock(&c->event_mu);
 }
+
+void wr_events_init(wr_cluster *c) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&c->event_mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+
+void wr_events_destroy(wr_cluster *c) { pthread_mutex_destroy(&c->event_mu); }
 
 void wr_cluster_set_event_handler(wr_cluster *c, wr_event_fn fn, void *arg) {
     if (!c) return;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->event_mu);
     c->on_event = fn;
     c->on_event_arg = arg;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->event_mu);
 }
 
 /* event_size: sizeof(wr_event) in the caller's walrouter.h (see there). */

@@ -38,18 +38,25 @@ struct wr_cluster {
     wr_err err;              /* errors of open/refresh */
     wr_event_fn on_event;    /* events.c */
     void *on_event_arg;
+    pthread_mutex_t event_mu; /* recursive; held while a handler runs and to change it */
     wr_event events[64];     /* ring of undelivered events */
     size_t ev_head, ev_count;
     pthread_t refresher;     /* refresher.c */
     int refresher_running;
     int refresher_stop;
     uint32_t refresher_interval_ms;
-    pthread_cond_t refresher_cv;
+    pthread_cond_t refresher_cv;   /* on CLOCK_MONOTONIC */
+    pthread_mutex_t refresher_life; /* serialises start and stop */
 };
 
 /* events.c: queues and announces the engine's state changes. Call without
  * the lock held. */
 void wr_cluster_note_changes(wr_cluster *c);
+void wr_events_init(wr_cluster *c);
+void wr_events_destroy(wr_cluster *c);
+/* refresher.c: its condition variable and lifecycle lock. */
+void wr_refresher_init(wr_cluster *c);
+void wr_refresher_destroy(wr_cluster *c);
 
 uint64_t wr_now_us(void);           /* CLOCK_MONOTONIC, microseconds */
 int64_t wr_unix_ms(void);           /* wall clock */

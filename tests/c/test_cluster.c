@@ -168,12 +168,18 @@ static long page_offset(void) {
 static void a_write_ending_on_a_wal_page_boundary_is_read_from_a_replica(void) {
     wr_session *s = wr_session_new(C);
     /* The size of a logical message record besides its (over 255-byte)
-     * content, to within its 8-byte alignment: an upper bound. */
-    long overhead = atol(t_sql(0, "SELECT (b - a)::bigint - 300 FROM (SELECT pg_current_wal_insert_lsn() AS a,"
-                                  " pg_logical_emit_message(false, 'wr', repeat('x', 300)) AS m,"
-                                  " pg_current_wal_insert_lsn() AS b) s"));
+     * content, to within its 8-byte alignment: an upper bound. Measured on
+     * one page: a record that crossed into the next one would count that
+     * page's header too, and every attempt below would land 24 bytes short. */
+    long overhead = 0;
+    for (int i = 0; i < 20 && overhead <= 0; i++)
+        overhead = atol(t_sql(0, "SELECT CASE WHEN (a - '0/0')::bigint / 8192 = (b - '0/0')::bigint / 8192"
+                                 " THEN (b - a)::bigint - 300 ELSE 0 END FROM (SELECT pg_current_wal_insert_lsn() AS a,"
+                                 " pg_logical_emit_message(false, 'wr', repeat('x', 300)) AS m,"
+                                 " pg_current_wal_insert_lsn() AS b) s"));
+    CHECK(overhead > 0);
     int landed = 0;
-    for (int attempt = 0; attempt < 20 && !landed; attempt++) {
+    for (int attempt = 0; attempt < 50 && !landed; attempt++) {
         long room = 8192 - page_offset();
         if (room < 512) { /* too close to the boundary: move to the next page */
             t_sql(0, "SELECT pg_logical_emit_message(false, 'wr', repeat('x', %ld))", room + 300);
