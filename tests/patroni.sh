@@ -37,7 +37,7 @@ usage: $0 COMMAND [ARGS]        (state dir: $DIR)
   uri              print the multi-host URI of the three nodes (user $WR_USER)
   leader           print the number of the node that holds the leader key
   wait-healthy [S] wait (up to S s, default 120) for a leader and two replicas streaming
-                   from it on its timeline
+                   from it on its timeline, one of them its synchronous standby
   switchover       planned: patronictl switchover; wait for the new leader
   failover         patronictl failover to the synchronous standby; wait for it to lead
   kill-leader      SIGKILL the leader's postmaster (Patroni fails over at once); wait for
@@ -186,8 +186,10 @@ sync_standby() {
   done < <(members 2>/dev/null)
   return 1
 }
-healthy() {  # a running leader and two replicas streaming from it on its timeline
-  local name role state tl lag l ltl="" n=0
+# healthy: a running leader, two replicas streaming from it on its timeline, one of them its
+# synchronous standby (until Patroni has named one, commits do not wait for a replica).
+healthy() {
+  local name role state tl lag l ltl="" n=0 sync=0
   local -a m
   mapfile -t m < <(members 2>/dev/null)
   for l in "${m[@]}"; do read -r name role state tl lag <<<"$l"; [[ $role != leader || $state != running ]] || ltl=$tl; done
@@ -196,8 +198,10 @@ healthy() {  # a running leader and two replicas streaming from it on its timeli
     read -r name role state tl lag <<<"$l"
     [[ $role == replica || $role == sync_standby ]] && [[ $state == running || $state == streaming ]] &&
       [[ $tl == "$ltl" && $lag =~ ^[0-9]+$ ]] && n=$((n + 1))
+    [[ $role != sync_standby ]] || sync=1
   done
-  ((n == 2)) && sql "$(leader_node)" "SELECT count(*) = 2 FROM pg_stat_replication WHERE state = 'streaming'" | grep -qx t
+  ((n == 2 && sync)) && sql "$(leader_node)" "SELECT count(*) FILTER (WHERE state = 'streaming') = 2
+    AND count(*) FILTER (WHERE sync_state = 'sync') = 1 FROM pg_stat_replication" | grep -qx t
 }
 wait_for() {  # wait_for SECONDS WHAT COMMAND...: poll COMMAND every 0.2 s
   local timeout=$1 what=$2 deadline=$((SECONDS + $1)); shift 2
@@ -404,7 +408,8 @@ cmd_move() {
   local -a args=()
   old=$(need_leader)
   if [[ $kind == failover ]]; then
-    cand=$(sync_standby) || die "no synchronous standby to fail over to"
+    wait_for 60 "a synchronous standby to fail over to" sync_standby
+    cand=$(sync_standby)
     args=(--candidate "node$cand")
   fi
   log "$kind from node$old${cand:+ to node$cand}"
