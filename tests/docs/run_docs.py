@@ -268,6 +268,7 @@ class Runner:
             return True
         print("%s %s (%s, %s, %.1f s)" % ("ok  " if ok else "FAIL", b.where(), kind, how, took), flush=True)
         if not ok or (self.verbose and out):
+            out = re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", r"\1********@", out)  # no password
             print("    " + out.rstrip("\n").replace("\n", "\n    "), flush=True)
         return ok
 
