@@ -216,6 +216,10 @@ def bind(sql: str, params: Params) -> Tuple[str, Tuple[Any, ...]]:
     if params is None:
         return sql, ()
     text, names, count = convert(sql)
+    if not names and type(params) in (tuple, list):  # the common case first (no ABC checks)
+        if len(params) != count:
+            _count_mismatch(count, len(params))
+        return text, tuple(params)
     if names:
         if not isinstance(params, Mapping):
             raise ProgrammingError(f"the statement uses %(name)s placeholders ({', '.join(names)}): "
@@ -231,13 +235,23 @@ def bind(sql: str, params: Params) -> Tuple[str, Tuple[Any, ...]]:
         raise ProgrammingError(f"the parameters must be a sequence (a tuple or a list) for %s placeholders, "
                                f"not {type(params).__name__}")
     if len(params) != count:
-        raise ProgrammingError(f"the statement has {count} %s placeholder{'s' if count != 1 else ''} "
-                               f"but {len(params)} parameter{'s were' if len(params) != 1 else ' was'} given")
+        _count_mismatch(count, len(params))
     return text, tuple(params)
+
+
+def _count_mismatch(count: int, given: int) -> None:
+    raise ProgrammingError(f"the statement has {count} %s placeholder{'s' if count != 1 else ''} "
+                           f"but {given} parameter{'s were' if given != 1 else ' was'} given")
 
 
 _FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")
 _READS = frozenset({"select", "with", "values", "table", "show", "explain"})
+
+
+@lru_cache(maxsize=512)
+def _is_read(sql: str) -> bool:
+    """Whether autocommit runs the statement as a read (see the module)."""
+    return _first_word(sql) in _READS
 
 
 def _first_word(sql: str) -> str:
@@ -484,7 +498,7 @@ class Cursor:
         sql, params = bind(operation, parameters)
         self._reset()
         conn._begin_if_needed(s)
-        if _first_word(sql) in _READS:
+        if _is_read(sql):
             r = s.query(sql, *params)
         else:
             r = s.write(sql, *params)
