@@ -42,7 +42,8 @@ typedef struct wr_result wr_result;
 typedef enum wr_status {
     WR_OK = 0,
     WR_ERR_ARG = 1,             /* bad argument: DSN, option, parameter, misuse */
-    WR_ERR_TOKEN = 2,           /* malformed, tampered or foreign token */
+    WR_ERR_TOKEN = 2,           /* malformed or tampered token, or signed
+                                   with another key (another cluster's) */
     WR_ERR_CONNECT = 3,         /* the node(s) needed could not be reached */
     WR_ERR_SQL = 4,             /* the server rejected the statement (SQLSTATE) */
     WR_ERR_UNKNOWN_OUTCOME = 5, /* connection lost while a write or commit was
