@@ -340,6 +340,8 @@ def _dist_info_files(project: Dict[str, Any], tag: Optional[str]) -> List[Tuple[
     if eps:
         out.append(("entry_points.txt", eps.encode()))
     out.append(("top_level.txt", b"walrouter\n"))
+    if (ROOT / "LICENSE").exists():
+        out.append(("LICENSE", (ROOT / "LICENSE").read_bytes()))
     if tag is not None:
         wheel = (f"Wheel-Version: 1.0\nGenerator: walrouter_build {project['version']}\n"
                  f"Root-Is-Purelib: false\nTag: {tag}\n")

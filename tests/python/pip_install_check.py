@@ -120,7 +120,7 @@ def test_the_sdist_and_the_wheel_built_from_it_carry_the_package_and_its_metadat
     with tarfile.open(sdist) as t:
         names = set(t.getnames())
         base = "walrouter-0.1.0/"
-        for must in ("PKG-INFO", "pyproject.toml", "README.md", "core/src/session.c", "core/engine/op.c",
+        for must in ("PKG-INFO", "pyproject.toml", "README.md", "LICENSE", "core/src/session.c", "core/engine/op.c",
                      "core/include/walrouter.h", "bindings/python/walrouter.i",
                      "python/build_backend/walrouter_build.py", "python/walrouter/__init__.py",
                      "python/walrouter/dbapi.py", "python/walrouter/_core.pyi", "python/walrouter/py.typed"):
@@ -140,11 +140,11 @@ def test_the_sdist_and_the_wheel_built_from_it_carry_the_package_and_its_metadat
         di = "walrouter-0.1.0.dist-info"
         for must in ("walrouter/__init__.py", "walrouter/dbapi.py", "walrouter/sqlalchemy.py",
                      "walrouter/py.typed", "walrouter/_core.pyi", f"{di}/METADATA", f"{di}/WHEEL",
-                     f"{di}/RECORD", f"{di}/entry_points.txt"):
+                     f"{di}/RECORD", f"{di}/entry_points.txt", f"{di}/LICENSE"):
             assert must in names, must
         assert any(n.startswith("walrouter/_core.cpython-") and n.endswith(".so") for n in names)
         meta = z.read(f"{di}/METADATA").decode()
-        for line in ("Metadata-Version: 2.1", "Name: walrouter", "Version: 0.1.0", "License: MIT",
+        for line in ("Metadata-Version: 2.1", "Name: walrouter", "Version: 0.1.0", "License: PostgreSQL",
                      "Requires-Python: >=3.9"):
             assert line + "\n" in meta
         wheel = z.read(f"{di}/WHEEL").decode()
