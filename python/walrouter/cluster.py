@@ -254,16 +254,6 @@ class Cluster:
         return f"<walrouter.Cluster {nodes}>"
 
 
-def _utf8(dsn: str) -> str:
-    """The DSN with client_encoding=UTF8 unless it sets an encoding: values
-    are decoded as UTF-8."""
-    if "client_encoding" in dsn:
-        return dsn
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return dsn + ("&" if "?" in dsn else "?") + "client_encoding=UTF8"
-    return dsn + " client_encoding=UTF8"
-
-
 def _option_text(key: str, value: Any) -> str:
     if value is None:  # max_lag_bytes=None: no limit, as "none"
         return "none"
@@ -306,7 +296,7 @@ def connect(dsn: str, **options: Any) -> Cluster:
             st, msg = _core.wr_options_set(opt, key, _option_text(key, value))
             if st:
                 _check(st, msg)
-        st, ptr = _core.wr_cluster_open(_utf8(dsn), opt)
+        st, ptr = _core.wr_cluster_open(dsn, opt)  # text is UTF-8: the core asks for it
     finally:
         _core.wr_py_options_free(opt)
     if ptr is None:
