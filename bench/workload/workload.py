@@ -3,8 +3,9 @@
 through several routing strategies on the same cluster, in the same run.
 bench/workload/run.sh starts the cluster and Pgpool-II and calls it.
 
-    workload.py --dsn URI --pgpool URI [--seconds S] [--readers N] [--writers N]
-                [--phases none,delay5,delay50,delay500,pauses] [--out DIR] [--smoke]
+    workload.py --dsn URI --pgpool URI [--pgbouncer URI] [--seconds S] [--readers N]
+                [--writers N] [--phases none,delay5,delay50,delay500,pauses] [--out DIR]
+                [--results FILE] [--smoke]
 
 The workload (tables wl_posts, wl_comments, seeded first): writers insert
 posts and comments and hand each new post, with a token, to the readers;
@@ -16,12 +17,17 @@ the write for time pinning, nothing for the others.
 
 Strategies (each reader and writer has its own connections, opened before the
 measured window):
-  walrouter   one walrouter Cluster, default options except pool_size = the
-              number of users (the others hold a connection per user and
-              node); a session per request, resumed from the user's token (or
-              from the writer's token for a handed-over post)
+  walrouter   one walrouter Cluster per window, default options except
+              pool_size = pool_max = the number of users (the others hold a
+              connection per user and node); a session per request, resumed
+              from the user's token (or from the writer's token for a
+              handed-over post)
   walrouter_b2s  the same with read_budget_ms = 2000 (default 200): a read
               waits up to 2 s for a fresh replica before the primary
+  walrouter_pgbouncer  walrouter (default options) through one PgBouncer in
+              front of each node (--pgbouncer lists the three PgBouncers);
+              with PgBouncer in transaction mode, no_stmt_cache = 1. walrouter
+              probes each node through its PgBouncer too.
   pin2s       Rails style: the primary for 2 s after the user's write (or the
               handed-over write), else a random replica
   naive       every read to a random replica, writes to the primary
@@ -46,6 +52,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import sys
 import threading
 import time
@@ -66,13 +73,13 @@ INSERT_COMMENT = "INSERT INTO wl_comments (post_id, author, body) VALUES (%s, %s
 PIN_SECONDS = 2.0
 PHASES = {"none": ("delay", 0), "delay5": ("delay", 5), "delay50": ("delay", 50),
           "delay500": ("delay", 500), "pauses": ("pauses", 0)}
-STRATEGIES = ["walrouter", "walrouter_b2s", "pin2s", "naive", "primary", "pgpool"]
+STRATEGIES = ["walrouter", "walrouter_b2s", "walrouter_pgbouncer", "pin2s", "naive", "primary", "pgpool"]
 # Options of each walrouter strategy's Cluster, besides pool_size = the number
 # of users (every other strategy holds a connection per user and node; with
 # the default pool_size of 8 idle connections, 22 users keep closing and
 # opening connections) and --walrouter-option: the defaults, and a read budget
 # of 2 s instead of 200 ms.
-WALROUTER_OPTIONS = {"walrouter": {}, "walrouter_b2s": {"read_budget_ms": "2000"}}
+WALROUTER_OPTIONS = {"walrouter": {}, "walrouter_b2s": {"read_budget_ms": "2000"}, "walrouter_pgbouncer": {}}
 
 
 def dollar(sql):
@@ -106,8 +113,9 @@ def pg_run(conn, sql, params):
 # ---- clients: one per user (thread), per strategy --------------------------
 
 class WalrouterClient:
-    def __init__(self, cluster):
+    def __init__(self, cluster, server_port):
         self.cluster, self.token, self.reasons = cluster, None, collections.Counter()
+        self.server_port = server_port  # the node's port in the DSN -> the server's (PgBouncer's node)
 
     def read(self, sql, params, other=None):
         with self.cluster.session(token=other or self.token) as s:
@@ -116,7 +124,7 @@ class WalrouterClient:
                 self.token = s.token
         self.reasons[r.reason] += 1
         rows = r.rows
-        if rows and r.node is not None and int(r.node.rsplit(":", 1)[1]) != rows[0][-1]:
+        if rows and r.node is not None and self.server_port[int(r.node.rsplit(":", 1)[1])] != rows[0][-1]:
             raise RuntimeError(f"walrouter says {r.node} served a read that ran on port {rows[0][-1]}")
         return rows
 
@@ -284,13 +292,32 @@ def writer(client, user, rng, shared, interval, go, stop, out):
     out.merge(st)
 
 
-def run_strategy(name, args, clusters, ports, seconds):
+def open_cluster(name, args, ports):
+    """The walrouter Cluster of one strategy, opened for one window (so its
+    connections never outlive it) and checked to see the primary first."""
+    dsn, server_port = args.dsn, {p: p for p in ports}
+    if name == "walrouter_pgbouncer":
+        dsn = args.pgbouncer
+        server_port = dict(zip(ports_of(dsn), ports))
+    cluster = walrouter.connect(dsn, **args.walrouter_options[name])
+    first = ports_of(dsn)[0]
+    if cluster.primary != f"127.0.0.1:{first}":
+        cluster.close()
+        sys.exit(f"workload: {name}: the first node of the DSN must be the primary (walrouter found "
+                 f"{cluster.primary})")
+    return cluster, server_port
+
+
+def run_strategy(name, args, ports, seconds):
     rng = random.Random(STRATEGIES.index(name) if name in STRATEGIES else 99)
+    cluster = server_port = None
+    if name in WALROUTER_OPTIONS:
+        cluster, server_port = open_cluster(name, args, ports)
 
     def make(i):
         r = random.Random(rng.random())
-        if name in clusters:
-            return WalrouterClient(clusters[name]), r
+        if cluster is not None:
+            return WalrouterClient(cluster, server_port), r
         if name == "pgpool":
             return PgpoolClient(args.pgpool), r
         return DirectClient(name, args.dsn, ports, r), r
@@ -319,8 +346,9 @@ def run_strategy(name, args, clusters, ports, seconds):
     for c, _ in clients:
         stats.reasons.update(getattr(c, "reasons", {}))
         c.close()
-    if name in clusters:  # how walrouter saw the nodes at the end of the window
-        stats.nodes = " ".join(f"{n.name.rsplit(':', 1)[1]}={n.state}" for n in clusters[name].status())
+    if cluster is not None:  # how walrouter saw the nodes at the end of the window
+        stats.nodes = " ".join(f"{n.name.rsplit(':', 1)[1]}={n.state}" for n in cluster.status())
+        cluster.close()
     return stats, dt, load0, load1
 
 
@@ -454,6 +482,41 @@ def write_outputs(out, meta, rows, cdfs):
         plot(out, meta, rows, cdfs)
 
 
+PLOTS = ("summary.png", "replica_share.png", "stale.png", "latency_cdf.png")
+
+
+def write_results(path, out, meta):
+    """RESULTS.md: the run's table (results.md) under a header naming the
+    date, the machine's load and the command; the plots copied next to it."""
+    with open(os.path.join(out, "results.md")) as f:
+        table = f.read()
+    there = os.path.dirname(os.path.abspath(path))
+    plots = [p for p in PLOTS if os.path.exists(os.path.join(out, p))]
+    for p in plots:
+        shutil.copyfile(os.path.join(out, p), os.path.join(there, p))
+    opts = "; ".join(f"{n}: " + ", ".join(f"{k}={v}" for k, v in o.items())
+                     for n, o in meta["walrouter_options"].items())
+    with open(path, "w") as f:
+        f.write("# Workload comparison: the latest full run\n\n"
+                "Written by `bench/workload/run.sh` (method and reading: [docs/bench.md](../../docs/bench.md)).\n\n"
+                f"- **When:** {meta['started']} to {meta['finished']} (UTC)\n"
+                f"- **Command:** `{meta['command']}`\n"
+                f"- **Machine:** {meta['cpus']} CPUs, load average (1, 5, 15 min) {meta['load_start']} at the "
+                f"start and {meta['load_end']} at the end; each row gives the load before its window\n"
+                f"- **Workload:** {meta['readers']} readers + {meta['writers']} writers, {meta['seconds']} s "
+                f"per strategy and lag phase, strategies in turn (the order rotates per phase)\n"
+                f"- **walrouter options:** {opts}"
+                + (f"; PgBouncer pool_mode = {meta['pgbouncer_mode']}" if meta.get("pgbouncer_mode") else "")
+                + f"\n- **walrouter:** {meta['walrouter']}\n\n")
+        f.write(table)
+        if plots:
+            f.write("\n## Plots\n\n")
+            titles = {"summary.png": "summary", "replica_share.png": "reads served by a replica, per lag",
+                      "stale.png": "stale reads, per lag", "latency_cdf.png": "read latency CDF (all phases)"}
+            for p in plots:
+                f.write(f"![{titles[p]}]({p})\n\n")
+
+
 def plot(out, meta, rows, cdfs):
     try:
         import matplotlib
@@ -480,7 +543,7 @@ def plot(out, meta, rows, cdfs):
     bars(axes[1], "stale_rate", "stale reads (% of read-your-writes checks)", 100)
     bars(axes[2], "read_p99_ms", "read latency p99 (ms)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(strategies), fontsize=9)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(strategies), 7), fontsize=8)
     fig.suptitle(f"walrouter workload: {meta['readers']} readers + {meta['writers']} writers, "
                  f"{meta['seconds']} s per cell, {meta['cpus']} CPUs, load {meta['load_start']}", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
@@ -533,13 +596,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dsn", required=True, help="the cluster's multi-host URI (primary first)")
     ap.add_argument("--pgpool", required=True, help="a URI to Pgpool-II in front of the same cluster")
-    ap.add_argument("--seconds", type=float, default=10.0, help="measured window per strategy and phase")
-    ap.add_argument("--readers", type=int, default=20)
+    ap.add_argument("--pgbouncer", help="a multi-host URI listing one PgBouncer per node (primary first); "
+                    "without it, no walrouter_pgbouncer strategy")
+    ap.add_argument("--pgbouncer-mode", default="transaction", choices=("transaction", "session"),
+                    help="the PgBouncers' pool_mode (transaction: walrouter runs with no_stmt_cache = 1)")
+    ap.add_argument("--seconds", type=float, default=6.0, help="measured window per strategy and phase")
+    ap.add_argument("--readers", type=int, default=100)
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--write-interval", type=float, default=0.01, help="a writer's pause between posts (s)")
     ap.add_argument("--phases", default="none,delay5,delay50,delay500,pauses")
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    ap.add_argument("--results", help="also write the table (with the date, load and --command) to this "
+                    "Markdown file, and copy the plots next to it")
+    ap.add_argument("--command", default=" ".join(sys.argv), help="the command line to record in --results")
     ap.add_argument("--walrouter-option", action="append", default=[], metavar="NAME=VALUE",
                     help="an option for walrouter.connect (e.g. read_budget_ms=1000); defaults otherwise")
     ap.add_argument("--no-plots", action="store_true", help="no PNG plots (the tables only)")
@@ -548,28 +618,38 @@ def main():
     args = ap.parse_args()
     if args.smoke:
         args.seconds, args.readers, args.phases = min(args.seconds, 1.0), min(args.readers, 4), "delay50"
-        args.no_plots = True
+        args.no_plots, args.results = True, None
     phases, strategies = args.phases.split(","), args.strategies.split(",")
+    if not args.pgbouncer and "walrouter_pgbouncer" in strategies:
+        strategies.remove("walrouter_pgbouncer")
+    for s in strategies:
+        if s not in STRATEGIES:
+            sys.exit(f"workload: unknown strategy {s} (known: {', '.join(STRATEGIES)})")
     for p in phases:
         if p not in PHASES:
             sys.exit(f"workload: unknown phase {p} (known: {', '.join(PHASES)})")
     ports = ports_of(args.dsn)
     if len(ports) != 3:
         sys.exit("workload: --dsn must name the primary and two replicas")
+    if args.pgbouncer and len(ports_of(args.pgbouncer)) != 3:
+        sys.exit("workload: --pgbouncer must name the three PgBouncers (primary's first)")
     seed(args.dsn, ports)
-    wr_opts = {"pool_size": str(args.readers + args.writers)}
+    # Every walrouter strategy: as many connections per node as there are
+    # users, idle or in use (the other strategies hold one per user and node).
+    users = str(args.readers + args.writers)
+    wr_opts = {"pool_size": users, "pool_max": users}
     wr_opts.update(o.split("=", 1) for o in args.walrouter_option)
-    clusters = {name: walrouter.connect(args.dsn, **{**opts, **wr_opts})
-                for name, opts in WALROUTER_OPTIONS.items() if name in strategies}
-    for cluster in clusters.values():
-        if cluster.primary != f"127.0.0.1:{ports[0]}":
-            sys.exit(f"workload: the first node of --dsn must be the primary (walrouter found {cluster.primary})")
+    args.walrouter_options = {n: {**o, **wr_opts} for n, o in WALROUTER_OPTIONS.items()}
+    if args.pgbouncer_mode == "transaction":  # no named statements through transaction pooling
+        args.walrouter_options["walrouter_pgbouncer"]["no_stmt_cache"] = "1"
     lag = Lag(args.dsn, ports)
     meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
             "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "readers": args.readers,
             "writers": args.writers, "seconds": args.seconds, "phases": phases, "strategies": strategies,
             "pin_seconds": PIN_SECONDS, "walrouter": walrouter.__version__,
-            "walrouter_options": {n: {**o, **wr_opts} for n, o in WALROUTER_OPTIONS.items()}}
+            "walrouter_options": {n: o for n, o in args.walrouter_options.items() if n in strategies},
+            "pgbouncer_mode": args.pgbouncer_mode if "walrouter_pgbouncer" in strategies else None,
+            "command": args.command}
     rows, cdfs = [], {}
     try:
         for k, phase in enumerate(phases):
@@ -579,11 +659,11 @@ def main():
                 lag.start_pauses(k)
             order = strategies[k % len(strategies):] + strategies[:k % len(strategies)]
             for name in order:
-                st, dt, l0, l1 = run_strategy(name, args, clusters, ports, args.seconds)
+                st, dt, l0, l1 = run_strategy(name, args, ports, args.seconds)
                 cdfs.setdefault(name, []).extend(st.read_ns)
                 r = row_of(phase, name, st, dt, l0, l1)
                 rows.append(r)
-                print(f"{phase:>8} {name:<9} replicas {r['replica_share']:6.1%}  stale {r['stale_own']:4d} own "
+                print(f"{phase:>8} {name:<19} replicas {r['replica_share']:6.1%}  stale {r['stale_own']:4d} own "
                       f"/{r['own_checks']:5d}, {r['stale_other']:4d} handed-over /{r['other_checks']:5d}  "
                       f"monotonic {r['monotonic_violations']:3d}  {r['reads_per_s']:7.0f} reads/s "
                       f"{r['writes_per_s']:5.0f} writes/s  p50 {r['read_p50_ms']:6.2f} ms  "
@@ -594,11 +674,14 @@ def main():
                 lag.stop_pauses()
     finally:
         lag.close()
-        for cluster in clusters.values():
-            cluster.close()
+    meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows.sort(key=lambda r: (phases.index(r["phase"]), strategies.index(r["strategy"])))
     write_outputs(args.out, meta, rows, None if args.no_plots else cdfs)
     print(f"workload: results in {args.out} (results.md, results.csv, results.json, *.png)")
+    if args.results:
+        write_results(args.results, args.out, meta)
+        print(f"workload: table in {args.results}")
     if args.smoke:
         bad = smoke_checks(rows)
         for b in bad:
