@@ -13,13 +13,21 @@ if not dsn then
 end
 local cluster_sh = os.getenv("WR_CLUSTER_SH")
 
+-- Runs the cluster.sh commands of a stage, then says what happened: the
+-- stage's narrative only when every command ran.
 local function stage(what, ...)
-  print("\n-- " .. what)
-  if not cluster_sh then return end
-  for _, cmd in ipairs({ ... }) do
+  local done = cluster_sh ~= nil
+  for _, cmd in ipairs(cluster_sh and { ... } or {}) do
     if not os.execute(cluster_sh .. " " .. cmd .. " >/dev/null 2>&1") then
       io.stderr:write("(could not run: " .. cluster_sh .. " " .. cmd .. ")\n")
+      done = false
     end
+  end
+  if done then
+    print("\n-- " .. what)
+  else
+    print("\n-- (not done, " .. (cluster_sh and "a cluster.sh command failed" or "WR_CLUSTER_SH is not set")
+      .. ": " .. what .. ")")
   end
 end
 

@@ -19,10 +19,18 @@ CLUSTER_SH = os.environ.get("WR_CLUSTER_SH")
 
 
 def stage(what, *commands):
-    print(f"\n-- {what}")
+    """Runs the cluster.sh commands of a stage, then says what happened: the
+    stage's narrative only when every command ran."""
+    done = CLUSTER_SH is not None
     for cmd in commands if CLUSTER_SH else ():
         if subprocess.run([CLUSTER_SH, *cmd.split()], capture_output=True).returncode != 0:
             print(f"(could not run: {CLUSTER_SH} {cmd})", file=sys.stderr)
+            done = False
+    if done:
+        print(f"\n-- {what}")
+    else:
+        why = "a cluster.sh command failed" if CLUSTER_SH else "WR_CLUSTER_SH is not set"
+        print(f"\n-- (not done, {why}: {what})")
 
 
 def show(label, r):

@@ -34,8 +34,11 @@ cleanup() {
 }
 trap cleanup EXIT
 sh wait-replay 1; sh wait-replay 2
-[[ -z ${WR_CLUSTER_SH:-} ]] || echo "(replay paused on both replicas)"
-sh pause 1; sh pause 2
+if [[ -n ${WR_CLUSTER_SH:-} ]] && sh pause 1 && sh pause 2; then
+  echo "(replay paused on both replicas)"
+else
+  echo "(replay not paused: WR_CLUSTER_SH is not set or cluster.sh failed)"
+fi
 
 "$py" - "http://127.0.0.1:$port" <<'PY'
 import sys, time, urllib.error, urllib.request
