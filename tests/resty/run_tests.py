@@ -217,6 +217,19 @@ def setup_md5(cl):
     check(out.strip() == "md5", "the md5 role's password is stored as md5")
     for n in (1, 2):
         cl.run("wait-replay", n)
+    # pg_reload_conf() only signals the postmaster: poll until every node
+    # takes the md5 login (until then the scram line in front may still apply).
+    db = re.match(r"postgresql://[^/]*/([^?]*)", cl.dsn).group(1)
+    env = dict(os.environ, PGPASSWORD=MD5_PASS, PGCONNECT_TIMEOUT="5")
+    for name in cl.names:
+        host, port = name.rsplit(":", 1)
+        deadline = time.monotonic() + 30
+        while True:
+            r = subprocess.run(["psql", "-X", "-q", "-h", host, "-p", port, "-U", MD5_USER, "-d", db,
+                                "-c", "SELECT 1"], capture_output=True, text=True, env=env)
+            if r.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
 
 
 def group_basic(cl, ng):
