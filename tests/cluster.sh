@@ -371,13 +371,48 @@ streams_to() {  # streams_to UPSTREAM N: is node N streaming from node UPSTREAM?
   is_true "$1" "SELECT EXISTS (SELECT FROM pg_stat_replication WHERE application_name = 'node$2' AND state = 'streaming')"
 }
 
+# fork_lsn N: where the timeline of primary N forked off its parent (its history file's last line).
+fork_lsn() {
+  sql "$1" "WITH h AS (SELECT regexp_split_to_array(rtrim(pg_read_file('pg_wal/' ||
+              substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) || '.history'), E'\\n'), E'\\n') AS l)
+            SELECT split_part(l[array_length(l, 1)], E'\\t', 2)::pg_lsn FROM h"
+}
+
+# replica_conf DIR UP J: make the base backup in DIR replica J of node UP, on J's port. The
+# copy's postgresql.auto.conf may hold its source's replication settings: replace them.
+replica_conf() {
+  local d=$1 auto
+  auto=$(grep -Ev '^[[:space:]]*(primary_conninfo|primary_slot_name|synchronous_standby_names|synchronous_commit|recovery_min_apply_delay)[[:space:]]*=' \
+    "$d/postgresql.auto.conf" || true)
+  printf '%s\n' "$auto" "primary_conninfo = '$(conninfo "$2" "node$3")'" "primary_slot_name = 'node$3'" \
+    >"$d/postgresql.auto.conf"
+  printf 'port = %s\n' "${PORTS[$3]}" >>"$d/postgresql.conf"
+  : >"$d/standby.signal"
+  [[ $EUID -ne 0 ]] || chown postgres:postgres "$d/postgresql.auto.conf" "$d/standby.signal"
+}
+
+# rebuild_from N J: replace replica J by a new base backup of primary N that streams from it.
+rebuild_from() {
+  local n=$1 j=$2 d="$DIR/node$2"
+  log "node$j has WAL past node$n's fork: rebuilding it from node$n"
+  pg pg_ctl stop -D "$d" -m immediate -w -t 30 >/dev/null 2>&1 || kill_stale "$j"
+  rm -rf "$d"
+  pg pg_basebackup -d "$(conninfo "$n" "node$j")" -D "$d" -X stream -S "node$j" \
+    -c fast --no-sync 2>"$DIR/logs/basebackup$j.log" ||
+    { cat "$DIR/logs/basebackup$j.log" >&2; die "pg_basebackup for node$j failed"; }
+  replica_conf "$d" "$n" "$j"
+  start_pg "$j"
+  wait_for 60 "node$j to stream from node$n" streams_to "$n" "$j"
+}
+
 cmd_promote() {
-  local n=$1 j up
+  local n=$1 j up fork
   local -a follow=()
   need_replica "$n"
   log "promoting node$n"
   pg pg_ctl promote -D "$DIR/node$n" -w -t 60 >/dev/null || die "pg_ctl promote node$n failed"
   wait_for 60 "node$n to leave recovery" is_true "$n" "SELECT NOT pg_is_in_recovery()"
+  fork=$(fork_lsn "$n") || die "cannot read node$n's timeline history"
   for j in "${NODES[@]}"; do
     if [[ $j == "$n" ]] || ! running "$j"; then continue; fi
     if frozen "$j"; then log "node$j is frozen, not repointing it"; continue; fi
@@ -396,6 +431,13 @@ cmd_promote() {
       conninfo "$n" "node$j" >"$DIR/conninfo$j"
       sql "$j" "SELECT pg_reload_conf()" >/dev/null
       log "node$j's WAL receiver stays stopped; start-receiver $j connects it to node$n"
+      continue
+    fi
+    if is_true "$j" "SELECT coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) > '$fork'"; then
+      # It has WAL of the old timeline past the fork (the old primary had sent it more than
+      # node$n): it cannot follow the new timeline. full_page_writes is off, so no pg_rewind;
+      # a new base backup, as an HA manager would do.
+      rebuild_from "$n" "$j"
       continue
     fi
     sql "$j" "ALTER SYSTEM SET primary_conninfo = '$(conninfo "$n" "node$j")'"
@@ -448,13 +490,7 @@ cmd_cascade() {
   log "pg_basebackup node3 from node$p"
   pg pg_basebackup -d "$(conninfo "$p" node3)" -D "$d" -X stream -c fast --no-sync 2>"$DIR/logs/basebackup3.log" ||
     { cat "$DIR/logs/basebackup3.log" >&2; die "pg_basebackup for node3 failed"; }
-  # The copy's postgresql.auto.conf may hold node$p's replication settings: replace them.
-  auto=$(grep -Ev '^[[:space:]]*(primary_conninfo|primary_slot_name|synchronous_standby_names|synchronous_commit|recovery_min_apply_delay)[[:space:]]*=' \
-    "$d/postgresql.auto.conf" || true)
-  printf '%s\n' "$auto" "primary_conninfo = '$(conninfo 1 node3)'" "primary_slot_name = 'node3'" >"$d/postgresql.auto.conf"
-  printf 'port = %s\n' "${PORTS[3]}" >>"$d/postgresql.conf"
-  : >"$d/standby.signal"
-  [[ $EUID -ne 0 ]] || chown postgres:postgres "$d/postgresql.auto.conf" "$d/standby.signal"
+  replica_conf "$d" 1 3
   cmd_wait_replay 1  # node1 must have the WAL up to the end of the backup
   start_pg 3
   NODES=(0 1 2 3)

@@ -131,6 +131,14 @@ static void give_wait(wr_op *op, uint64_t until, wr_step *out) {
 
 static uint32_t all_nodes(const wr_engine *e) { return e->n >= 32 ? UINT32_MAX : (1u << e->n) - 1; }
 
+/* Every node but `skip` that may be connected to now (not in its backoff). */
+static uint32_t reachable_others(const wr_engine *e, int skip, uint64_t now) {
+    uint32_t mask = 0;
+    for (uint32_t i = 0; i < e->n; i++)
+        if ((int)i != skip && wr_engine_may_connect(e, (int)i, now)) mask |= 1u << i;
+    return mask;
+}
+
 /* A read's deadline: its budget, but never less than a quarter of it from
  * now, so a read that spent its budget waiting still gets a real attempt. */
 static uint64_t read_deadline(const wr_op *op, const wr_engine *e, uint64_t now) {
@@ -152,8 +160,11 @@ static void next_primary(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_s
         if (!op->probed) {
             op->probed = 1;
             /* The known target in its backoff: this operation needs it, so
-             * it is tried now; with none known, every node is asked. */
-            give_probe(op, p >= 0 ? 1u << p : all_nodes(e), now + e->cfg.connect_timeout_us, out);
+             * it is tried now, together with every other node not in its
+             * backoff (one of them may have been promoted meanwhile; only a
+             * probe can tell). With none known, every node is asked. */
+            give_probe(op, p >= 0 ? (1u << p) | reachable_others(e, p, now) : all_nodes(e),
+                       now + e->cfg.connect_timeout_us, out);
             if (p >= 0) out->flags = WR_PROBE_FORCE;
             return;
         }

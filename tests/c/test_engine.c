@@ -1004,6 +1004,33 @@ static void a_write_not_sent_is_sent_again_after_a_probe_at_most_three_times(voi
     CHECK(!s.tl.need_unknown); /* nothing ran */
 }
 
+/* The primary went down and is in its backoff; meanwhile B was promoted,
+ * which only a probe of B can show. A write probes the old primary and the
+ * other nodes out of their backoff together, and runs on B. */
+static void a_write_while_the_primary_is_in_its_backoff_also_probes_the_others_and_finds_a_promoted_one(void) {
+    cluster();
+    wr_sess s;
+    wr_sess_init(&s, 0);
+    unreachable(P);
+    CHECK(!wr_engine_may_connect(&eng, P, now));
+    CHECK_INT(write_target(), P); /* down, may return */
+    set_node(B, 1, 2, 2000);      /* promoted; nothing probed it yet */
+    play w = PLAY(&s, WR_OP_WRITE, PROBED, RUN_WROTE(B, 2, 2100));
+    CHECK_INT(w.done.status, WR_E_OK);
+    CHECK_INT(w.step[0].kind, WR_STEP_PROBE);
+    CHECK_INT(w.step[0].probe_mask, BIT(P) | BIT(A) | BIT(B) | BIT(C));
+    CHECK_INT(write_target(), B);
+    /* a node in its backoff is left out, but for the old primary itself */
+    cluster();
+    wr_sess_init(&s, 0);
+    unreachable(P);
+    unreachable(C);
+    w = PLAY(&s, WR_OP_WRITE, PROBED);
+    CHECK_INT(w.done.status, WR_E_NO_PRIMARY);
+    CHECK_INT(w.step[0].probe_mask, BIT(P) | BIT(A) | BIT(B));
+    CHECK(strstr(w.done.msg, "not sent") != NULL);
+}
+
 static void a_write_lost_after_sending_is_an_unknown_outcome_sent_once(void) {
     static const int outcomes[] = {WR_IO_LOST, WR_IO_TIMEOUT};
     for (int k = 0; k < 2; k++) {
@@ -1414,6 +1441,7 @@ int main(void) {
     /* the primary (G5) */
     RUN(a_primary_read_lost_after_sending_is_an_unknown_outcome_never_resent);
     RUN(a_write_not_sent_is_sent_again_after_a_probe_at_most_three_times);
+    RUN(a_write_while_the_primary_is_in_its_backoff_also_probes_the_others_and_finds_a_promoted_one);
     RUN(a_write_lost_after_sending_is_an_unknown_outcome_sent_once);
     RUN(a_refused_cached_plan_is_run_again_since_nothing_ran);
     RUN(a_write_canceled_by_the_server_did_not_commit);
