@@ -344,6 +344,20 @@ void wr_engine_node_failed(wr_engine *e, int i, uint64_t now_us, uint32_t rand, 
     measure(e, n, now_us);
 }
 
+int wr_engine_probe_failed(wr_engine *e, int i, uint64_t sent_us, uint64_t deadline_us, int deadline_hit,
+                           uint64_t now_us, uint32_t rand, const char *why) {
+    if (!valid(e, i)) return 0;
+    uint64_t given = deadline_us > sent_us ? deadline_us - sent_us : 0;
+    if (deadline_hit && given < e->cfg.connect_timeout_us / 2) {
+        /* Cut off by a short deadline (a read's) with no error from the
+         * node: no proof it is down. Probed again with a fair one at once. */
+        e->nodes[i].probed_us = 0;
+        return 0;
+    }
+    wr_engine_node_failed(e, i, now_us, rand, why);
+    return 1;
+}
+
 /* ---- what drivers read ------------------------------------------------------- */
 
 int wr_engine_may_connect(const wr_engine *e, int i, uint64_t now_us) {

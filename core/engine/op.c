@@ -183,6 +183,7 @@ static void next_primary(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_s
         out->kind = WR_STEP_SNAPSHOT;
         out->node = s->tl.last_node;
         out->deadline_us = now + e->cfg.budget_us; /* a whole budget: a fair chance */
+        op->deadline_us = out->deadline_us;
         op->phase = P_SNAP;
         op->node = s->tl.last_node;
         return;
@@ -565,6 +566,31 @@ static void feed_primary(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, u
     }
 }
 
+/* A replica read's RUN or SNAPSHOT on node i failed (not sent, lost, timed
+ * out). The node is blamed (failed, with its backoff) only for a fair
+ * chance: an error of its own, a statement it had for at least half of the
+ * read's budget, or a new connection given at least half of the connect
+ * timeout.
+ * A read's short deadline that cut off a connect or login (a loaded
+ * machine) proves nothing: the node only serves no more reads until a probe
+ * (due at once, with a fair deadline) places it again. */
+static void blame(wr_engine *e, const wr_op *op, int i, const wr_io *io, uint64_t now, uint32_t rand) {
+    /* From when the node had the statement (after a connect the step made),
+     * or from when the step was given. */
+    uint64_t from = io->sent_us > op->given_us && !io->in_connect ? io->sent_us : op->given_us;
+    uint64_t given = op->deadline_us > from ? op->deadline_us - from : 0;
+    if (!io->deadline_hit || (!io->in_connect && given >= e->cfg.budget_us / 2) ||
+        (io->in_connect && given >= e->cfg.connect_timeout_us / 2)) {
+        wr_engine_node_failed(e, i, now, rand, detail(io));
+        return;
+    }
+    if (io->in_connect && e->nodes[i].up) {
+        e->nodes[i].placed = 0; /* excluded from reads until a probe places it */
+        e->nodes[i].probed_us = 0;
+        wr_engine_tick(e, now);
+    }
+}
+
 /* A read on a replica came back. */
 static void feed_replica(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, uint64_t now, uint32_t rand) {
     int r = op->node;
@@ -636,11 +662,9 @@ static void feed_replica(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, u
     case WR_IO_TIMEOUT:
     case WR_IO_CHECK_FAILED:
     default:
-        /* A replica cannot write: the read moves on. The node is marked
-         * down unless all it missed was what was left of this read's budget
-         * (less than half of it): a node is blamed only for a fair chance. */
-        if (!io->deadline_hit || op->deadline_us - op->given_us >= e->cfg.budget_us / 2)
-            wr_engine_node_failed(e, r, now, rand, detail(io));
+        /* A replica cannot write: the read moves on, and the node is
+         * blamed only for a fair chance. */
+        blame(e, op, r, io, now, rand);
         op->tried |= 1u << r;
         op->phase = P_DECIDE;
         return;
@@ -676,7 +700,7 @@ void wr_op_feed(wr_op *op, wr_sess *s, wr_engine *e, const wr_io *io, uint64_t n
         } else {
             op->snap_state = 3;
             if (io->outcome == WR_IO_NOT_SENT || io->outcome == WR_IO_LOST || io->outcome == WR_IO_TIMEOUT)
-                wr_engine_node_failed(e, node, now_us, rand, detail(io));
+                blame(e, op, node, io, now_us, rand);
         }
         op->phase = P_DECIDE;
         return;

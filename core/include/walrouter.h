@@ -253,7 +253,8 @@ void wr_session_set_interrupt(wr_session *s, wr_interrupt_fn fn, void *arg);
  * (WR_PRIMARY, or no replica fresh enough within read_budget_ms) may write
  * too: when its connection is lost or silent after sending it is
  * WR_ERR_UNKNOWN_OUTCOME, never re-sent. A replica that does not answer
- * within the budget is marked down and the read moves on. */
+ * within the budget is marked down (when it had a fair chance: see
+ * "Health" in README.md) and the read moves on. */
 wr_status wr_query(wr_session *s, const char *sql, int nparams,
                    const char *const *params, unsigned flags, wr_result **out);
 

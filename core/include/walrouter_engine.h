@@ -497,6 +497,17 @@ void wr_engine_probe_ok(wr_engine *e, int i, const wr_probe *p, uint64_t sent_us
 void wr_engine_node_failed(wr_engine *e, int i, uint64_t now_us, uint32_t rand,
                            const char *why);
 
+/* A probe of node i, sent at sent_us with deadline_us, failed at now_us;
+ * deadline_hit: the deadline passed before an answer (not an error of the
+ * node). The node is failed as by wr_engine_node_failed, unless the
+ * deadline cut the probe off with less than half of the connect timeout
+ * given: a probe started by a read has the read's short deadline, and a
+ * login slowed by a loaded machine is no proof that the node is down. Such
+ * a probe is ignored, and the node is due for a probe again at once
+ * (wr_engine_probes_due). Returns 1 when the node was failed, else 0. */
+int wr_engine_probe_failed(wr_engine *e, int i, uint64_t sent_us, uint64_t deadline_us,
+                           int deadline_hit, uint64_t now_us, uint32_t rand, const char *why);
+
 /* A statement saw node i at (tli, lsn) (a replica's checked replay
  * position; the primary's insert position after a statement, with its
  * flush position, or 0). Keeps the highest observation; feeds the rate and
@@ -674,7 +685,8 @@ typedef struct wr_io {
     const char *detail;     /* the connection's error, for messages */
     int32_t deadline_hit;   /* NOT_SENT/TIMEOUT: it was the step's deadline
                                that passed, not an error of the node */
-    int32_t pad;
+    int32_t in_connect;     /* NOT_SENT: it failed while making a new
+                               connection (connect, login), not on one */
 } wr_io;
 
 typedef struct wr_op {

@@ -42,6 +42,7 @@ struct wr_async {
     /* probing */
     uint32_t probe_left;
     int probe_node;
+    uint64_t probe_started_us;
     /* the outcome */
     PGresult *rows;
     PGresult *error;
@@ -174,9 +175,11 @@ static void feed(wr_async *a, wr_io *io) {
     wr_cluster_note_changes(c);
 }
 
-/* Nothing could be sent: no connection (NOT_SENT), or none free (BUSY). */
-static void feed_unsent(wr_async *a, wr_io_outcome outcome, const char *why) {
-    wr_io io = {.outcome = outcome, .detail = why, .deadline_hit = now_us() >= a->st.deadline_us};
+/* Nothing could be sent: no connection (NOT_SENT; in_connect: making a new
+ * one failed), or none free (BUSY). */
+static void feed_unsent(wr_async *a, wr_io_outcome outcome, int in_connect, const char *why) {
+    wr_io io = {.outcome = outcome, .detail = why, .deadline_hit = now_us() >= a->st.deadline_us,
+                .in_connect = in_connect};
     if (a->st.kind == WR_STEP_SNAPSHOT || a->st.kind == WR_STEP_RUN) feed(a, &io);
     a->phase = A_NEXT;
 }
@@ -364,7 +367,7 @@ static void acquire(wr_async *a) {
     wr_session *s = a->s;
     if (a->st.kind == WR_STEP_RUN && (a->st.flags & WR_RUN_PINNED)) {
         if (!s->tx) {
-            feed_unsent(a, WR_IO_NOT_SENT, "the transaction's connection is gone");
+            feed_unsent(a, WR_IO_NOT_SENT, 0, "the transaction's connection is gone");
             return;
         }
         a->conn = s->tx;
@@ -382,12 +385,12 @@ static void acquire(wr_async *a) {
             wr_connect_op_take(&a->cop, why, sizeof why);
             wr_cluster_release_slot(s->c, a->st.node);
             a->reserved = 0;
-            feed_unsent(a, WR_IO_NOT_SENT, why);
+            feed_unsent(a, WR_IO_NOT_SENT, 1, why);
             return;
         }
         a->phase = A_CONNECT;
     } else if (now_us() >= a->st.deadline_us) {
-        feed_unsent(a, WR_IO_BUSY, "no free connection before the deadline (pool_max reached)");
+        feed_unsent(a, WR_IO_BUSY, 0, "no free connection before the deadline (pool_max reached)");
     } else {
         a->phase = A_BORROW;
         a->wake_us = now_us() + POOL_RETRY_US;
@@ -411,10 +414,11 @@ static void connected(wr_async *a, int probing) {
         else snprintf(msg, sizeof msg, "%s", why);
         wr_mask_secrets(msg, sizeof msg, wr_cluster_secret(s->c));
         if (probing) {
-            wr_cluster_probe_report(s->c, node, NULL, WR_RUN_NOT_SENT, now_us(), msg);
+            wr_cluster_probe_report(s->c, node, NULL, WR_RUN_NOT_SENT, now_us(), a->probe_started_us,
+                                    a->st.deadline_us, msg);
             a->phase = A_PROBE;
         } else {
-            feed_unsent(a, WR_IO_NOT_SENT, msg);
+            feed_unsent(a, WR_IO_NOT_SENT, 1, msg);
         }
         return;
     }
@@ -444,6 +448,7 @@ static void next_probe(wr_async *a) {
         pthread_mutex_unlock(&s->c->mu);
         if (!may || (uint32_t)i >= s->c->n) continue;
         a->probe_node = i;
+        a->probe_started_us = now;
         int got = wr_cluster_try_borrow(s->c, i, &a->conn);
         if (got < 0) continue; /* every connection busy: it is up */
         if (got == 1) {
@@ -470,7 +475,8 @@ static void next_probe(wr_async *a) {
 
 static void probe_done(wr_async *a) {
     wr_run_status rs = wr_conn_op_status(&a->rop);
-    wr_cluster_probe_report(a->s->c, a->probe_node, a->steps[0].res, rs, a->sent_us, wr_conn_op_error(&a->rop));
+    wr_cluster_probe_report(a->s->c, a->probe_node, a->steps[0].res, rs, a->sent_us, a->probe_started_us,
+                            a->st.deadline_us, wr_conn_op_error(&a->rop));
     int ok = rs == WR_RUN_OK && a->steps[0].res && PQresultStatus(a->steps[0].res) == PGRES_TUPLES_OK;
     wr_pq_steps_clear(a->steps, a->nsteps);
     a->nsteps = 0;

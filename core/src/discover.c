@@ -20,11 +20,12 @@ typedef struct probe {
     wr_conn_op op;
     int running;
     uint64_t sent_us;
+    uint64_t started_us, deadline_us; /* of the probe with its connect */
     char why[256];
 } probe;
 
 void wr_cluster_probe_report(wr_cluster *c, int node, const PGresult *res, wr_run_status rs, uint64_t sent_us,
-                             const char *why) {
+                             uint64_t started_us, uint64_t deadline_us, const char *why) {
     wr_probe got;
     char msg[256];
     int ok = 0;
@@ -44,7 +45,10 @@ void wr_cluster_probe_report(wr_cluster *c, int node, const PGresult *res, wr_ru
     wr_mask_secrets(msg, sizeof msg, c->dsn.password);
     pthread_mutex_lock(&c->mu);
     if (ok) wr_engine_probe_ok(&c->eng, node, &got, sent_us, now, wr_unix_ms());
-    else wr_engine_node_failed(&c->eng, node, now, wr_cluster_rand(c), msg);
+    else
+        wr_engine_probe_failed(&c->eng, node, started_us, deadline_us,
+                               (rs == WR_RUN_NOT_SENT || rs == WR_RUN_TIMEOUT || rs == WR_RUN_CANCELED) && now >= deadline_us, now, wr_cluster_rand(c),
+                               msg);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -56,7 +60,7 @@ static void report(wr_cluster *c, probe *p) {
         snprintf(msg, sizeof msg, "%s: probe failed: %s", c->dsn.name[p->node],
                  why && *why ? why : "no answer before the deadline");
     else snprintf(msg, sizeof msg, "%s", why ? why : "");
-    wr_cluster_probe_report(c, p->node, p->step.res, st, p->sent_us, msg);
+    wr_cluster_probe_report(c, p->node, p->step.res, st, p->sent_us, p->started_us, p->deadline_us, msg);
     int ok = st == WR_RUN_OK && p->step.res && PQresultStatus(p->step.res) == PGRES_TUPLES_OK;
     wr_pq_steps_clear(&p->step, 1);
     if (p->conn) wr_cluster_giveback(c, p->conn, !ok);
@@ -113,6 +117,8 @@ void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, i
     now = wr_now_us();
     for (int j = 0; j < k; j++) {
         probe *p = &ps[j];
+        p->started_us = now;
+        p->deadline_us = deadline_us;
         if (p->fresh) p->connecting = 1;
         if (p->fresh && wr_connect_op_start(&p->cop, &c->dsn, (size_t)p->node, deadline_us) != 0)
             connected(c, p, deadline_us, now);

@@ -83,9 +83,11 @@ void wr_cluster_probe_mask(wr_cluster *c, uint32_t mask, uint64_t deadline_us, i
 void wr_cluster_probe_due(wr_cluster *c);
 
 /* Reports one probe's result to the engine: res is the probe's result (or
- * NULL), rs how the round trip ended, why a message when it failed. */
+ * NULL), rs how the round trip ended, why a message when it failed. The
+ * probe (with the connect it needed) began at started_us with deadline_us:
+ * the engine decides whether a failure counts against the node. */
 void wr_cluster_probe_report(wr_cluster *c, int node, const PGresult *res, wr_run_status rs,
-                             uint64_t sent_us, const char *why);
+                             uint64_t sent_us, uint64_t started_us, uint64_t deadline_us, const char *why);
 
 /* ---- session.c / async.c ---------------------------------------------------- */
 

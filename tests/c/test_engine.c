@@ -444,6 +444,31 @@ static void probes_are_due_for_unplaced_nodes_out_of_backoff_and_for_old_probes(
     CHECK_INT(wr_engine_probes_due(&eng, T0 + WR_DEFAULT_REFRESH_US), 0xF);
 }
 
+/* A probe a read started has the read's short deadline: one cut off by it
+ * (a slow login on a loaded machine) is no proof the node is down. It is
+ * ignored and the node is due for a fair probe at once. A probe that had
+ * half the connect timeout, or that failed with an error, fails the node. */
+static void a_probe_cut_off_by_a_reads_short_deadline_does_not_fail_the_node(void) {
+    cluster();
+    CHECK_INT(wr_engine_probes_due(&eng, now), 0);
+    CHECK_INT(wr_engine_probe_failed(&eng, A, now, now + BUDGET, 1, now + BUDGET, 0x80000000u, "timeout"), 0);
+    CHECK(serves_reads(A));
+    CHECK_INT(wr_engine_state(&eng, A), WR_STATE_STREAMING);
+    CHECK_INT(wr_engine_probes_due(&eng, now), BIT(A)); /* probed again, with a fair deadline */
+    /* the refresher's probe: the whole connect timeout */
+    uint64_t fair = WR_DEFAULT_CONNECT_TIMEOUT_US;
+    CHECK_INT(wr_engine_probe_failed(&eng, A, now, now + fair, 1, now + fair, 0x80000000u, "timeout"), 1);
+    CHECK(!serves_reads(A));
+    CHECK_INT(wr_engine_state(&eng, A), WR_STATE_DOWN);
+    /* half of it is a fair chance too */
+    CHECK_INT(wr_engine_probe_failed(&eng, B, now, now + fair / 2, 1, now + fair / 2, 0x80000000u, "timeout"), 1);
+    CHECK(!serves_reads(B));
+    /* an error of the node (refused) counts whatever the deadline */
+    CHECK_INT(wr_engine_probe_failed(&eng, C, now, now + BUDGET, 0, now + MS, 0x80000000u, "refused"), 1);
+    CHECK(!serves_reads(C));
+    CHECK_INT(wr_engine_probe_failed(&eng, NNODES, now, now + BUDGET, 1, now, 0, "x"), 0); /* no such node */
+}
+
 static void state_changes_are_reported_once(void) {
     cluster();
     int ch[3 * NNODES];
@@ -499,16 +524,22 @@ static void a_replica_a_little_behind_the_first_primary_sample_is_probed_again_s
     CHECK(!(wr_engine_probes_due(&eng, now + 100 * MS) & BIT(A)));
 }
 
-static void a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it(void) {
+/* On a fresh cluster, a read of new session s: its first step, a RUN on a
+ * replica. */
+static int read_started(wr_sess *s, wr_op *op, wr_step *st) {
     cluster();
+    wr_sess_init(s, 0);
+    wr_op_start(op, WR_OP_READ, now);
+    wr_op_next(op, s, &eng, now, st);
+    CHECK_INT(st->kind, WR_STEP_RUN);
+    return st->node;
+}
+
+static void a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it(void) {
     wr_sess s;
-    wr_sess_init(&s, 0);
     wr_op op;
     wr_step st;
-    wr_op_start(&op, WR_OP_READ, now);
-    wr_op_next(&op, &s, &eng, now, &st);
-    CHECK_INT(st.kind, WR_STEP_RUN);
-    int first = st.node;
+    int first = read_started(&s, &op, &st);
     CHECK(st.deadline_us - now >= BUDGET); /* a whole budget for the first replica */
     now = st.deadline_us;                   /* it never answered: it is blamed */
     wr_io lost = {.outcome = WR_IO_TIMEOUT, .deadline_hit = 1, .detail = "no answer"};
@@ -524,6 +555,68 @@ static void a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it(void) 
     wr_op_feed(&op, &s, &eng, &unsent, now, 0);
     CHECK(eng.nodes[second].up); /* not blamed: the read moves on */
     CHECK(serves_reads(second));
+}
+
+/* A read's new connection (connect and login) cut off by the read's own
+ * deadline: on a loaded machine a login can take longer than a read's
+ * budget, which proves nothing about the node. It is not failed (no
+ * backoff, not down), only kept from reads until a probe with a fair
+ * deadline places it again. The same connect failing with an error, or cut
+ * off after half of the connect timeout, fails the node. */
+static void a_connect_cut_off_by_a_reads_deadline_keeps_the_node_up_but_unplaced(void) {
+    wr_sess s;
+    wr_op op;
+    wr_step st;
+    int first = read_started(&s, &op, &st);
+    now = st.deadline_us; /* a whole budget, spent logging in */
+    wr_io slow = {.outcome = WR_IO_NOT_SENT, .deadline_hit = 1, .in_connect = 1, .detail = "connect timed out"};
+    wr_op_feed(&op, &s, &eng, &slow, now, 0);
+    CHECK(eng.nodes[first].up);
+    CHECK_INT(eng.nodes[first].errors, 0);
+    CHECK(!serves_reads(first));                               /* until a probe places it */
+    CHECK(wr_engine_probes_due(&eng, now) & BIT(first));       /* due at once */
+    wr_op_next(&op, &s, &eng, now, &st);
+    CHECK_INT(st.kind, WR_STEP_RUN);
+    CHECK(st.node != first); /* the read moved on */
+    probe_node(first);       /* the refresher's probe, fair deadline: placed */
+    CHECK(serves_reads(first));
+
+    /* an error while connecting fails the node, however short the deadline */
+    first = read_started(&s, &op, &st);
+    now += MS;
+    wr_io refused = {.outcome = WR_IO_NOT_SENT, .in_connect = 1, .detail = "connection refused"};
+    wr_op_feed(&op, &s, &eng, &refused, now, 0);
+    CHECK(!eng.nodes[first].up);
+
+    /* a connect given half of the connect timeout had a fair chance */
+    wr_config cfg = {.budget_us = WR_DEFAULT_CONNECT_TIMEOUT_US / 2};
+    cluster_with(&cfg);
+    wr_sess_init(&s, 0);
+    wr_op_start(&op, WR_OP_READ, now);
+    wr_op_next(&op, &s, &eng, now, &st);
+    first = st.node;
+    CHECK(st.deadline_us - now >= WR_DEFAULT_CONNECT_TIMEOUT_US / 2);
+    now = st.deadline_us;
+    wr_op_feed(&op, &s, &eng, &slow, now, 0);
+    CHECK(!eng.nodes[first].up);
+}
+
+/* A statement sent late in the step (after a slow connect the step made)
+ * is judged by the time the node had it, not by the step's. */
+static void a_timeout_is_judged_from_when_the_node_had_the_statement(void) {
+    wr_sess s;
+    wr_op op;
+    wr_step st;
+    int first = read_started(&s, &op, &st);
+    uint64_t deadline = st.deadline_us;
+    wr_io late = {.outcome = WR_IO_TIMEOUT, .deadline_hit = 1, .sent_us = deadline - BUDGET / 4,
+                  .detail = "no answer"};
+    now = deadline;
+    wr_op_feed(&op, &s, &eng, &late, now, 0);
+    CHECK(eng.nodes[first].up); /* it had a quarter of the budget: not blamed */
+    CHECK(serves_reads(first));
+    wr_op_next(&op, &s, &eng, now, &st);
+    CHECK(st.node != first);
 }
 
 static void a_replica_on_another_timeline_than_the_primary_serves_no_reads(void) {
@@ -1407,12 +1500,15 @@ int main(void) {
     RUN(a_failed_node_backs_off_50ms_doubling_to_5s_with_jitter);
     RUN(a_node_back_from_down_serves_no_reads_until_a_probe_places_it);
     RUN(probes_are_due_for_unplaced_nodes_out_of_backoff_and_for_old_probes);
+    RUN(a_probe_cut_off_by_a_reads_short_deadline_does_not_fail_the_node);
     RUN(state_changes_are_reported_once);
     /* lag (G4) */
     RUN(default_lag_limits_are_finite);
     RUN(a_replica_probed_before_any_primary_has_unknown_lag_and_serves_no_reads);
     RUN(a_replica_a_little_behind_the_first_primary_sample_is_probed_again_soon);
     RUN(a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it);
+    RUN(a_connect_cut_off_by_a_reads_deadline_keeps_the_node_up_but_unplaced);
+    RUN(a_timeout_is_judged_from_when_the_node_had_the_statement);
     RUN(a_replica_on_another_timeline_than_the_primary_serves_no_reads);
     RUN(a_replica_whose_receiver_stopped_keeps_the_newer_timeline_it_was_seen_on);
     RUN(a_replica_whose_replay_stopped_is_excluded_once_max_lag_behind_the_primary);

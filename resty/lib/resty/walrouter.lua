@@ -223,9 +223,16 @@ end
 
 -- ---- probes --------------------------------------------------------------------------
 
+-- Whether the deadline is what ended a step: nginx's timers have a
+-- millisecond grain, so a socket timeout may fire up to a tick early.
+local function deadline_passed(deadline)
+  return now_us() + 2000 >= deadline and 1 or 0
+end
+
 local probe_values = ffi.new("const char *[7]")
 local function probe_node(c, i, deadline_us)
-  local sent = now_us()
+  local started = now_us()
+  local sent = started
   local conn, err, _, busy = acquire(c, i, deadline_us)
   if busy then return true end -- every connection in use: the node answers
   local row
@@ -257,7 +264,10 @@ local function probe_node(c, i, deadline_us)
   end
   local now = now_us()
   if p then E.wr_engine_probe_ok(c.eng, i, p, sent, now, unix_ms())
-  else E.wr_engine_node_failed(c.eng, i, now, rand32(), err or "probe failed") end
+  elseif E.wr_engine_probe_failed(c.eng, i, started, deadline_us, deadline_passed(deadline_us), now,
+                                  rand32(), err or "probe failed") == 0 then
+    return false -- cut off by a short deadline: the engine does not count it (nothing to share)
+  end
   shared.publish_probe(c, i, p, sent, now, unix_ms(), rand32(), err)
   return p ~= nil
 end
@@ -336,12 +346,6 @@ local function parse_lsn(v)
   return lsn_out[0]
 end
 
--- Whether the deadline is what ended a step: nginx's timers have a
--- millisecond grain, so a socket timeout may fire up to a tick early.
-local function deadline_passed(deadline)
-  return now_us() + 2000 >= deadline and 1 or 0
-end
-
 -- One RUN or SNAPSHOT step: the pipeline, its outcome for the engine.
 local function run_step(self, st, sql, params, np)
   local c, io, op = self.c, self.io, self.op
@@ -352,16 +356,18 @@ local function run_step(self, st, sql, params, np)
     if cap < deadline then deadline = cap end
   end
   ffi.fill(io, ffi.sizeof(io))
-  local conn, err, sqlstate, busy
+  local conn, err, sqlstate, busy, connecting
   if st.kind == STEP_RUN and band(flags, RUN_PINNED) ~= 0 then
     conn = self.tx
     if not conn then err = "the transaction's connection is gone" end
   else
     conn, err, sqlstate, busy = acquire(c, node, deadline)
+    connecting = not busy
   end
   if not conn then
     io.outcome = busy and IO_BUSY or IO_NOT_SENT
     io.deadline_hit = deadline_passed(deadline)
+    io.in_connect = connecting and 1 or 0
     self.last_detail, self.last_sqlstate = err, sqlstate
     return nil
   end

@@ -42,7 +42,7 @@ typedef struct wr_step {
 typedef struct wr_io {
     int32_t outcome; char sqlstate[6]; int16_t have_replay; wr_lsn replay; int32_t have_insert;
     uint32_t insert_tli; wr_lsn insert; wr_lsn flushed; uint64_t sent_us; const char *snapshot;
-    const char *detail; int32_t deadline_hit; int32_t pad;
+    const char *detail; int32_t deadline_hit; int32_t in_connect;
 } wr_io;
 typedef struct wr_op {
     int32_t kind, phase, node, on_primary, pinned; uint32_t run_flags; uint64_t start_us;
@@ -71,6 +71,8 @@ int wr_probe_parse(const char *const values[7], wr_probe *out);
 void wr_engine_probe_ok(wr_engine *e, int i, const wr_probe *p, uint64_t sent_us, uint64_t now_us,
                         int64_t now_unix_ms);
 void wr_engine_node_failed(wr_engine *e, int i, uint64_t now_us, uint32_t rand, const char *why);
+int wr_engine_probe_failed(wr_engine *e, int i, uint64_t sent_us, uint64_t deadline_us, int deadline_hit,
+                           uint64_t now_us, uint32_t rand, const char *why);
 void wr_engine_observe(wr_engine *e, int i, uint32_t tli, wr_lsn lsn, wr_lsn flushed, uint64_t sent_us);
 void wr_engine_tick(wr_engine *e, uint64_t now_us);
 uint32_t wr_engine_probes_due(const wr_engine *e, uint64_t now_us);
