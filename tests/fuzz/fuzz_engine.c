@@ -30,7 +30,13 @@ static wr_lsn fz_lsn(fz_bytes *b) {
 static void probe(wr_engine *e, fz_bytes *b, int i, uint64_t now) {
     uint8_t kind = fz_u8(b);
     if (kind % 5 == 0) {
-        wr_engine_node_failed(e, i, now, fz_u32(b), "fuzz: refused");
+        if (kind & 0x20) { /* a probe given any deadline that failed or hit it */
+            uint64_t given = (uint64_t)fz_u8(b) * 50000;
+            wr_engine_probe_failed(e, i, now, now + given, kind & 0x40 ? 1 : 0, now + given, fz_u32(b),
+                                   "fuzz: timeout");
+        } else {
+            wr_engine_node_failed(e, i, now, fz_u32(b), "fuzz: refused");
+        }
         return;
     }
     wr_probe p = {.in_recovery = kind % 5 != 1, .tli = fz_u8(b) % 4, .lsn = fz_lsn(b)};
@@ -91,7 +97,9 @@ static uint64_t run_op(wr_engine *e, wr_sess *s, fz_bytes *b, uint64_t now, cons
             io.insert_tli = fz_u8(b) % 4;
             io.insert = fz_lsn(b);
             io.flushed = io.insert;
-            io.deadline_hit = fz_u8(b) & 1;
+            uint8_t hit = fz_u8(b);
+            io.deadline_hit = hit & 1;
+            io.in_connect = (hit >> 1) & 1;
             io.detail = "fuzz";
             if (st.kind == WR_STEP_SNAPSHOT) {
                 fz_str(b, snap, 40);
