@@ -685,8 +685,7 @@ typedef struct wr_io {
     const char *detail;     /* the connection's error, for messages */
     int32_t deadline_hit;   /* NOT_SENT/TIMEOUT: it was the step's deadline
                                that passed, not an error of the node */
-    int32_t in_connect;     /* NOT_SENT: it failed while making a new
-                               connection (connect, login), not on one */
+    int32_t pad;
 } wr_io;
 
 typedef struct wr_op {

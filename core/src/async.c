@@ -175,11 +175,9 @@ static void feed(wr_async *a, wr_io *io) {
     wr_cluster_note_changes(c);
 }
 
-/* Nothing could be sent: no connection (NOT_SENT; in_connect: making a new
- * one failed), or none free (BUSY). */
-static void feed_unsent(wr_async *a, wr_io_outcome outcome, int in_connect, const char *why) {
-    wr_io io = {.outcome = outcome, .detail = why, .deadline_hit = now_us() >= a->st.deadline_us,
-                .in_connect = in_connect};
+/* Nothing could be sent: no connection (NOT_SENT), or none free (BUSY). */
+static void feed_unsent(wr_async *a, wr_io_outcome outcome, const char *why) {
+    wr_io io = {.outcome = outcome, .detail = why, .deadline_hit = now_us() >= a->st.deadline_us};
     if (a->st.kind == WR_STEP_SNAPSHOT || a->st.kind == WR_STEP_RUN) feed(a, &io);
     a->phase = A_NEXT;
 }
@@ -367,7 +365,7 @@ static void acquire(wr_async *a) {
     wr_session *s = a->s;
     if (a->st.kind == WR_STEP_RUN && (a->st.flags & WR_RUN_PINNED)) {
         if (!s->tx) {
-            feed_unsent(a, WR_IO_NOT_SENT, 0, "the transaction's connection is gone");
+            feed_unsent(a, WR_IO_NOT_SENT, "the transaction's connection is gone");
             return;
         }
         a->conn = s->tx;
@@ -385,12 +383,12 @@ static void acquire(wr_async *a) {
             wr_connect_op_take(&a->cop, why, sizeof why);
             wr_cluster_release_slot(s->c, a->st.node);
             a->reserved = 0;
-            feed_unsent(a, WR_IO_NOT_SENT, 1, why);
+            feed_unsent(a, WR_IO_NOT_SENT, why);
             return;
         }
         a->phase = A_CONNECT;
     } else if (now_us() >= a->st.deadline_us) {
-        feed_unsent(a, WR_IO_BUSY, 0, "no free connection before the deadline (pool_max reached)");
+        feed_unsent(a, WR_IO_BUSY, "no free connection before the deadline (pool_max reached)");
     } else {
         a->phase = A_BORROW;
         a->wake_us = now_us() + POOL_RETRY_US;
@@ -418,7 +416,7 @@ static void connected(wr_async *a, int probing) {
                                     a->st.deadline_us, msg);
             a->phase = A_PROBE;
         } else {
-            feed_unsent(a, WR_IO_NOT_SENT, 1, msg);
+            feed_unsent(a, WR_IO_NOT_SENT, msg);
         }
         return;
     }

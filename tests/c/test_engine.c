@@ -557,50 +557,6 @@ static void a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it(void) 
     CHECK(serves_reads(second));
 }
 
-/* A read's new connection (connect and login) cut off by the read's own
- * deadline: on a loaded machine a login can take longer than a read's
- * budget, which proves nothing about the node. It is not failed (no
- * backoff, not down), only kept from reads until a probe with a fair
- * deadline places it again. The same connect failing with an error, or cut
- * off after half of the connect timeout, fails the node. */
-static void a_connect_cut_off_by_a_reads_deadline_keeps_the_node_up_but_unplaced(void) {
-    wr_sess s;
-    wr_op op;
-    wr_step st;
-    int first = read_started(&s, &op, &st);
-    now = st.deadline_us; /* a whole budget, spent logging in */
-    wr_io slow = {.outcome = WR_IO_NOT_SENT, .deadline_hit = 1, .in_connect = 1, .detail = "connect timed out"};
-    wr_op_feed(&op, &s, &eng, &slow, now, 0);
-    CHECK(eng.nodes[first].up);
-    CHECK_INT(eng.nodes[first].errors, 0);
-    CHECK(!serves_reads(first));                               /* until a probe places it */
-    CHECK(wr_engine_probes_due(&eng, now) & BIT(first));       /* due at once */
-    wr_op_next(&op, &s, &eng, now, &st);
-    CHECK_INT(st.kind, WR_STEP_RUN);
-    CHECK(st.node != first); /* the read moved on */
-    probe_node(first);       /* the refresher's probe, fair deadline: placed */
-    CHECK(serves_reads(first));
-
-    /* an error while connecting fails the node, however short the deadline */
-    first = read_started(&s, &op, &st);
-    now += MS;
-    wr_io refused = {.outcome = WR_IO_NOT_SENT, .in_connect = 1, .detail = "connection refused"};
-    wr_op_feed(&op, &s, &eng, &refused, now, 0);
-    CHECK(!eng.nodes[first].up);
-
-    /* a connect given half of the connect timeout had a fair chance */
-    wr_config cfg = {.budget_us = WR_DEFAULT_CONNECT_TIMEOUT_US / 2};
-    cluster_with(&cfg);
-    wr_sess_init(&s, 0);
-    wr_op_start(&op, WR_OP_READ, now);
-    wr_op_next(&op, &s, &eng, now, &st);
-    first = st.node;
-    CHECK(st.deadline_us - now >= WR_DEFAULT_CONNECT_TIMEOUT_US / 2);
-    now = st.deadline_us;
-    wr_op_feed(&op, &s, &eng, &slow, now, 0);
-    CHECK(!eng.nodes[first].up);
-}
-
 /* A statement sent late in the step (after a slow connect the step made)
  * is judged by the time the node had it, not by the step's. */
 static void a_timeout_is_judged_from_when_the_node_had_the_statement(void) {
@@ -1507,7 +1463,6 @@ int main(void) {
     RUN(a_replica_probed_before_any_primary_has_unknown_lag_and_serves_no_reads);
     RUN(a_replica_a_little_behind_the_first_primary_sample_is_probed_again_soon);
     RUN(a_replica_is_not_blamed_for_the_little_a_read_had_left_for_it);
-    RUN(a_connect_cut_off_by_a_reads_deadline_keeps_the_node_up_but_unplaced);
     RUN(a_timeout_is_judged_from_when_the_node_had_the_statement);
     RUN(a_replica_on_another_timeline_than_the_primary_serves_no_reads);
     RUN(a_replica_whose_receiver_stopped_keeps_the_newer_timeline_it_was_seen_on);

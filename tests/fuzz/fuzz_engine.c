@@ -97,9 +97,7 @@ static uint64_t run_op(wr_engine *e, wr_sess *s, fz_bytes *b, uint64_t now, cons
             io.insert_tli = fz_u8(b) % 4;
             io.insert = fz_lsn(b);
             io.flushed = io.insert;
-            uint8_t hit = fz_u8(b);
-            io.deadline_hit = hit & 1;
-            io.in_connect = (hit >> 1) & 1;
+            io.deadline_hit = fz_u8(b) & 1;
             io.detail = "fuzz";
             if (st.kind == WR_STEP_SNAPSHOT) {
                 fz_str(b, snap, 40);

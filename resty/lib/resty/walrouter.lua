@@ -356,18 +356,16 @@ local function run_step(self, st, sql, params, np)
     if cap < deadline then deadline = cap end
   end
   ffi.fill(io, ffi.sizeof(io))
-  local conn, err, sqlstate, busy, connecting
+  local conn, err, sqlstate, busy
   if st.kind == STEP_RUN and band(flags, RUN_PINNED) ~= 0 then
     conn = self.tx
     if not conn then err = "the transaction's connection is gone" end
   else
     conn, err, sqlstate, busy = acquire(c, node, deadline)
-    connecting = not busy
   end
   if not conn then
     io.outcome = busy and IO_BUSY or IO_NOT_SENT
     io.deadline_hit = deadline_passed(deadline)
-    io.in_connect = connecting and 1 or 0
     self.last_detail, self.last_sqlstate = err, sqlstate
     return nil
   end

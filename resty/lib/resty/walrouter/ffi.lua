@@ -42,7 +42,7 @@ typedef struct wr_step {
 typedef struct wr_io {
     int32_t outcome; char sqlstate[6]; int16_t have_replay; wr_lsn replay; int32_t have_insert;
     uint32_t insert_tli; wr_lsn insert; wr_lsn flushed; uint64_t sent_us; const char *snapshot;
-    const char *detail; int32_t deadline_hit; int32_t in_connect;
+    const char *detail; int32_t deadline_hit; int32_t pad;
 } wr_io;
 typedef struct wr_op {
     int32_t kind, phase, node, on_primary, pinned; uint32_t run_flags; uint64_t start_us;
