@@ -199,6 +199,7 @@ void wr_conn_op_start(wr_conn_op *op, wr_conn *c, wr_pq_step *steps, int n, uint
     }
     op->flushing = PQflush(pg);
     if (op->flushing < 0) finish(op, WR_RUN_LOST, NULL);
+    op->just_sent = 1;
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -349,6 +350,12 @@ static int pump(wr_conn_op *op) {
 }
 
 int wr_conn_op_advance(wr_conn_op *op, short revents, uint64_t now_us) {
+    /* Called right after sending, before any poll: an answer this early is
+     * all but impossible, and the next poll reports one that came; skip the
+     * read that would say EAGAIN (one system call a read). */
+    int first = op->just_sent;
+    op->just_sent = 0;
+    if (first && op->phase == PH_RUN && !revents && now_us < op->deadline_us) return 1;
     if (op->phase == PH_RUN) {
         if (pump(op) != 0) return finish(op, WR_RUN_LOST, NULL);
         if (op->next == op->nex) {

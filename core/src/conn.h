@@ -174,6 +174,7 @@ typedef struct wr_conn_op {
     int next;                /* the next one to arrive */
     int have;                /* ex[next]'s result arrived, its end (a NULL) not yet */
     int flushing;            /* output not all written yet */
+    int just_sent;           /* nothing polled since the statements went out */
     int phase;               /* running, settling (waiting for the cancel to be over), done */
     uint64_t deadline_us;
     uint64_t grace_us;
