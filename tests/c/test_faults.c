@@ -40,6 +40,16 @@ static int under_valgrind(void) {
     return p && strstr(p, "vgpreload") != NULL;
 }
 
+/* Under AddressSanitizer a new connection's login, next to reader threads
+ * that keep both CPUs busy, can outlast a read's 200 ms budget, and the node
+ * is then rightly marked down (a login that took the whole budget counts):
+ * there, "nobody else went down" allows logins that timed out, nothing else. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SLOW_LOGINS 1
+#else
+#define SLOW_LOGINS 0
+#endif
+
 /* Polls cond every 10 ms until it holds or ms passed (a bound on completion,
  * not a timing assertion); evaluates to cond's last value. */
 #define POLL_UNTIL(cond, ms)                                                   \
@@ -183,6 +193,7 @@ typedef struct downs {
     wr_cluster *c;
     int hung;
     atomic_int others;
+    atomic_int others_not_login; /* of those, not a connect that timed out */
 } downs;
 
 static void count_downs(void *arg, const wr_event *ev) {
@@ -191,8 +202,15 @@ static void count_downs(void *arg, const wr_event *ev) {
         atomic_fetch_add(&d->others, 1);
         wr_node_status st;
         wr_cluster_node_status(d->c, (size_t)ev->node, &st);
+        if (!strstr(st.last_error, "connect timed out")) atomic_fetch_add(&d->others_not_login, 1);
         fprintf(stderr, "node %d went down (from state %d): %s\n", ev->node, (int)ev->from, st.last_error);
     }
+}
+
+/* Nobody but the hung node went down (see SLOW_LOGINS). */
+static void check_nobody_else_went_down(downs *d) {
+    if (under_valgrind()) return;
+    CHECK_INT(atomic_load(SLOW_LOGINS ? &d->others_not_login : &d->others), 0);
 }
 
 static uint64_t node_errors(wr_cluster *c, int i) {
@@ -275,6 +293,7 @@ static void a_hung_replica_costs_reads_their_budget_and_stalls_nobody(void) {
 
     downs d = {.c = c, .hung = 1};
     atomic_init(&d.others, 0);
+    atomic_init(&d.others_not_login, 0);
     wr_cluster_set_event_handler(c, count_downs, &d);
     uint64_t errors_before = node_errors(c, 1);
     if (freeze(1)) {
@@ -301,7 +320,7 @@ static void a_hung_replica_costs_reads_their_budget_and_stalls_nobody(void) {
                 (unsigned long long)(node_errors(c, 1) - errors_before));
         CHECK(POLL_UNTIL(node_state(c, 1) == WR_STATE_DOWN, 10000));
         CHECK(still_frozen(1));
-        if (!under_valgrind()) CHECK_INT(atomic_load(&d.others), 0); /* nobody else went down */
+        check_nobody_else_went_down(&d);
     }
     wr_cluster_set_event_handler(c, NULL, NULL);
     thaw(1);
@@ -333,6 +352,7 @@ static void a_write_to_a_hung_primary_ends_in_unknown_outcome_and_runs_at_most_o
     }
     downs dn = {.c = c, .hung = 0};
     atomic_init(&dn.others, 0);
+    atomic_init(&dn.others_not_login, 0);
     wr_cluster_set_event_handler(c, count_downs, &dn);
 
     if (freeze(0)) {
@@ -344,7 +364,7 @@ static void a_write_to_a_hung_primary_ends_in_unknown_outcome_and_runs_at_most_o
     }
     thaw(0);
     wr_cluster_set_event_handler(c, NULL, NULL);
-    if (!under_valgrind()) CHECK_INT(atomic_load(&dn.others), 0); /* the replicas stayed up */
+    check_nobody_else_went_down(&dn); /* the replicas stayed up */
     /* The old backend runs what it had received (or is canceled), then goes
      * away: wait for it, then the truth is settled. */
     CHECK(POLL_UNTIL(atoi(t_sql(0, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO w%%' "
@@ -404,6 +424,7 @@ static void a_silent_host_costs_open_one_connect_timeout_and_nothing_after(void)
         CHECK_INT(wr_cluster_primary(c), 0);
         downs dn = {.c = c, .hung = 3};
         atomic_init(&dn.others, 0);
+        atomic_init(&dn.others_not_login, 0);
         wr_cluster_set_event_handler(c, count_downs, &dn);
         uint64_t errors_before = node_errors(c, 3);
         wr_session *s = wr_session_new(c);
@@ -439,7 +460,7 @@ static void a_silent_host_costs_open_one_connect_timeout_and_nothing_after(void)
             CHECK(node >= 0 && node < 3);
         }
         CHECK_INT(node_state(c, 3), WR_STATE_DOWN);
-        if (!under_valgrind()) CHECK_INT(atomic_load(&dn.others), 0); /* nobody else went down */
+        check_nobody_else_went_down(&dn);
         wr_cluster_set_event_handler(c, NULL, NULL);
         wr_node_status st;
         CHECK_INT(wr_cluster_node_status(c, 3, &st), WR_OK);
