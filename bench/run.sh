@@ -21,20 +21,32 @@ p0=$("$WR_CLUSTER_SH" port 0); p1=$("$WR_CLUSTER_SH" port 1)
 # A primary and ONE replica, so every variant reads the same replica.
 export WR_BENCH_DSN="postgresql://walrouter:walrouter-secret@127.0.0.1:$p0,127.0.0.1:$p1/walrouter"
 "$WR_CLUSTER_SH" wait-replay 1 >&2
+# Same placement for every variant: each variant reads through its own backend
+# on the replica, and on 2 CPUs whether a backend shares the client's CPU moves
+# its latency by up to 25 %, by the luck of the scheduler. So the replica's
+# postmaster (whose backends, forked later, inherit it) gets the last CPU and
+# the clients the first one: every backend is a cross-CPU round trip alike.
+pin=()
+if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+  last=$(($(nproc) - 1))
+  for pid in $("$WR_CLUSTER_SH" pids 1); do taskset -pc "$last" "$pid" >/dev/null; done
+  pin=(taskset -c 0)
+  echo "== clients on CPU 0, the replica (node1) on CPU $last"
+fi
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== one read decision (no I/O)"
-"$build/bench/bench_decide"
+"${pin[@]}" "$build/bench/bench_decide"
 echo "== C: replica read through walrouter vs raw libpq ($runs runs)"
-"$build/bench/bench_read" "$WR_BENCH_DSN" "$iters" "$runs"
+"${pin[@]}" "$build/bench/bench_read" "$WR_BENCH_DSN" "$iters" "$runs"
 echo "== C: reads while a replica is frozen vs healthy (all three nodes)"
 "$build/bench/bench_fault" "$("$WR_CLUSTER_SH" uri)" 2000 3
 for run in $(seq 1 "$runs"); do
   echo "== Lua: walrouter vs LuaSQL, run $run/$runs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;;" LUA_CPATH="$build/lua/?.so;;" \
-    lua5.4 "$top/bench/bench_lua.lua" "$WR_BENCH_DSN" "$iters"
+    "${pin[@]}" lua5.4 "$top/bench/bench_lua.lua" "$WR_BENCH_DSN" "$iters"
 done
 for run in $(seq 1 "$runs"); do
   echo "== Python: walrouter vs psycopg2 and psycopg 3, run $run/$runs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-  PYTHONPATH="$build/python" /usr/bin/python3 "$top/bench/bench_python.py" "$WR_BENCH_DSN" "$iters"
+  PYTHONPATH="$build/python" "${pin[@]}" /usr/bin/python3 "$top/bench/bench_python.py" "$WR_BENCH_DSN" "$iters"
 done
 echo "== done $(date -u +%FT%TZ), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
