@@ -162,6 +162,16 @@ class SessionHandle(_ErrorSource):
     def closed_error(self) -> InterfaceError:
         return self.cluster.closed_error("session")
 
+    def ready(self) -> Any:
+        """With the lock held, before a call on the session: its pointer,
+        once a stream abandoned meanwhile is closed; InterfaceError if the
+        session is closed."""
+        if self.ptr is None:
+            raise self.closed_error()
+        if self.abandoned is not None:
+            self.close_abandoned()
+        return self.ptr
+
     # The stream methods run with the lock held.
 
     def close_stream(self) -> None:

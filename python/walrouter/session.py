@@ -106,10 +106,7 @@ class Session:
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
-            if h.ptr is None:
-                raise h.closed_error()
-            if h.abandoned is not None:
-                h.close_abandoned()
+            h.ready()
             st, r = _core.wr_query(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
             err = _hint(_error(st, h), sql) if st else None
         return self._finish(err, r, self._result)
@@ -137,10 +134,7 @@ class Session:
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
-            if h.ptr is None:
-                raise h.closed_error()
-            if h.abandoned is not None:
-                h.close_abandoned()
+            h.ready()
             st, r = _core.wr_exec(h.ptr, sql, p)
             err = _hint(_error(st, h), sql) if st else None
         return self._finish(err, r, convert)
@@ -192,10 +186,7 @@ class Session:
         h = self._h
         p = adapt_params(params) if params else ()
         with h.lock:
-            if h.ptr is None:
-                raise h.closed_error()
-            if h.abandoned is not None:
-                h.close_abandoned()
+            h.ready()
             if h.stream is not None and not _core.wr_session_in_transaction(h.ptr):
                 h.close_stream()  # its transaction was ended by commit() or rollback()
             st, ptr = _core.wr_stream_open(h.ptr, sql, p, _core.WR_PRIMARY if primary else 0)
@@ -284,10 +275,7 @@ class Session:
     def _call(self, fn: Any, *args: Any, check: bool = True) -> Any:
         h = self._h
         with h.lock:
-            if h.ptr is None:
-                raise h.closed_error()
-            if h.abandoned is not None:
-                h.close_abandoned()
+            h.ready()
             rc = fn(h.ptr, *args)
             err = _error(rc, h) if check and rc else None
         if check:
