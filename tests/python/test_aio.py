@@ -140,7 +140,10 @@ def test_cancelling_a_task_cancels_its_statement_and_the_connection_comes_back_c
                 with pytest.raises(asyncio.CancelledError):
                     await task
                 assert backends(tag) == []  # right after: canceled on the server, not abandoned
-                assert backend_state(node, pid) == "idle"  # its connection is still open, and clean
+                # Its connection is still open and clean: idle, not gone nor in an
+                # aborted transaction. Polled: back in the pool, the connection may
+                # be running the background refresher's probe for a moment.
+                await apoll(lambda: backend_state(node, pid) == "idle", "the connection to be idle")
                 assert node == PRIMARY if primary else node in REPLICAS
                 assert (await s.query("SELECT 42")).scalar() == 42
                 assert not s.in_transaction

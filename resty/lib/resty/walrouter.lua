@@ -542,13 +542,16 @@ local function check_sql(sql)
 end
 
 local function statement(self, kind, sql, ...)
+  -- The parameters are packed first: check_sql's string.match is not
+  -- compiled, so LuaJIT stitches a new trace after it, and a trace that
+  -- starts inside this function cannot record `...` (NYI). Reads without
+  -- parameters share one empty table.
+  local n = select("#", ...)
+  local params = n == 0 and NO_PARAMS or { ... }
   local ok, err = check_sql(sql)
   if not ok then return nil, err, "bad_argument" end
   if self.tx or self.sess.tx_node >= 0 then kind = OP.TX end
-  local n = select("#", ...)
-  -- {...} is not compiled by LuaJIT (NYI): reads without parameters share
-  -- one empty table.
-  return run_op(self, kind, sql, n == 0 and NO_PARAMS or { ... }, n)
+  return run_op(self, kind, sql, params, n)
 end
 
 --- db:query(sql, ...) -> rows | nil, err, code, sqlstate. A read: a fresh
