@@ -16,6 +16,8 @@ SOCK="$DIR/sock"
 WR_USER=walrouter WR_PASS=walrouter-secret WR_DB=walrouter
 NODES=(0 1 2) PORTS=()  # NODES gets 3 once node3 exists (load_ports)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/proc.sh
+source "$HERE/lib/proc.sh"
 cd /  # binaries run as `postgres` must not start in an unreadable cwd (e.g. /root)
 
 log() { printf 'cluster.sh: %s\n' "$*" >&2; }
@@ -144,79 +146,25 @@ need_replica() {
 }
 
 # ---- processes (/proc) ----
-# proc_field PID I: field I (3 = state, 4 = parent pid, 22 = start time) of /proc/PID/stat.
-proc_field() {
-  local l
-  local -a fields
-  { read -r l <"/proc/$1/stat"; } 2>/dev/null || return 1
-  read -ra fields <<<"${l##*) }"  # the command name (field 2) may contain spaces and ')'
-  echo "${fields[$2 - 3]}"
-}
-proc_alive() { local s; s=$(proc_field "$1" 3) && [[ $s != [ZX] ]]; }
-# descendants PID: the pids of PID's children, their children, ...
-descendants() {
-  local s l p c
-  local -A kids=()
-  for s in /proc/[0-9]*/stat; do
-    { read -r l <"$s"; } 2>/dev/null || continue
-    p=${s#/proc/} l=${l##*) }
-    p=${p%/stat} l=${l#* }
-    kids[${l%% *}]+="$p "
-  done
-  local -a todo=("$1")
-  while ((${#todo[@]})); do
-    p=${todo[-1]}
-    unset 'todo[-1]'
-    for c in ${kids[$p]:-}; do echo "$c"; todo+=("$c"); done
-  done
-}
-# postmaster_pid N: the pid of node N's running postmaster, from its pid file; checked to be a
-# postgres process whose working directory is node N's data directory.
-postmaster_pid() {
-  local f="$DIR/node$1/postmaster.pid" pid
-  [[ -f $f ]] || return 1
-  pid=$(head -n 1 "$f" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid" || return 1
-  grep -qa postgres "/proc/$pid/cmdline" 2>/dev/null || return 1
-  [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$(realpath "$DIR/node$1")" ]] || return 1
-  echo "$pid"
-}
 node_pids() {  # node N's postmaster pid, then its descendants
   local pm
   pm=$(postmaster_pid "$1") || return 1
   echo "$pm"
   descendants "$pm"
 }
-# thaw_node N: SIGCONT the pids recorded by `freeze N` (those still alive with the same start
-# time) and node N's current postmaster and children (also covers an interrupted freeze).
-thaw_node() {
-  local f="$DIR/frozen$1" pid st
-  local -a pids=()
-  if [[ -f $f ]]; then
-    while read -r pid st; do
-      if [[ $pid =~ ^[0-9]+$ && $(proc_field "$pid" 22 2>/dev/null) == "$st" ]]; then pids+=("$pid"); fi
-    done <"$f"
-  fi
-  mapfile -t -O "${#pids[@]}" pids < <(node_pids "$1" || true)
-  if ((${#pids[@]})); then kill -CONT "${pids[@]}" 2>/dev/null || true; fi
-  rm -f "$f"
-}
+# thaw_node N: SIGCONT the pids recorded by `freeze N` and node N's current postmaster and
+# children (also covers an interrupted freeze).
+thaw_node() { thaw_recorded "$DIR/frozen$1" "$1"; }
 
 # Kill a postmaster that still owns node N's pid file (e.g. after an interrupted run), and its
 # children (which may be stopped: SIGKILL ends stopped processes too).
 kill_stale() {
-  local p alive
   local -a pids=()
   mapfile -t pids < <(node_pids "$1" || true)
   ((${#pids[@]})) || return 0
   log "killing stale postmaster ${pids[0]} of node$1 and its $((${#pids[@]} - 1)) children"
   kill -9 "${pids[@]}" 2>/dev/null || true
-  for _ in {1..50}; do
-    alive=""
-    for p in "${pids[@]}"; do if proc_alive "$p"; then alive=$p; break; fi; done
-    [[ -n $alive ]] || return 0
-    sleep 0.1
-  done
+  wait_gone 5 "${pids[@]}" || true
 }
 
 # stop_servers fast|immediate: stop every node of the cluster in $DIR, replicas first,
