@@ -11,6 +11,8 @@ set -euo pipefail
 
 DIR=${WR_PATRONI_DIR:-/tmp/walrouter-patroni}
 [[ $DIR == /* ]] || DIR="$PWD/$DIR"
+# shellcheck source=tests/lib/proc.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/proc.sh"
 ETCD_PORT=${WR_PATRONI_ETCD_PORT:-25520}    # client; peer = +1
 REST_BASE=${WR_PATRONI_REST_PORT:-25530}    # node i: +i
 PG_BASE=${WR_PATRONI_PG_PORT:-25540}        # node i: +i
@@ -75,14 +77,6 @@ restport() { echo $((REST_BASE + $1)); }
 uri() { echo "postgresql://$WR_USER:$WR_PASS@127.0.0.1:$(pgport 0),127.0.0.1:$(pgport 1),127.0.0.1:$(pgport 2)/$WR_DB"; }
 
 # ---- processes we started: $DIR/run/NAME holds "pid starttime" -----------------
-proc_field() {  # proc_field PID I: field I (3 state, 4 ppid, 22 start time) of /proc/PID/stat
-  local l
-  local -a fields
-  { read -r l <"/proc/$1/stat"; } 2>/dev/null || return 1
-  read -ra fields <<<"${l##*) }"
-  echo "${fields[$2 - 3]}"
-}
-proc_alive() { local s; s=$(proc_field "$1" 3) && [[ $s != [ZX] ]]; }
 record() { echo "$2 $(proc_field "$2" 22)" >"$DIR/run/$1"; }
 # own_pid NAME: the recorded pid of NAME if that process still runs (same start time).
 own_pid() {
@@ -92,33 +86,6 @@ own_pid() {
   [[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid" && [[ $(proc_field "$pid" 22) == "$st" ]] || return 1
   echo "$pid"
 }
-descendants() {  # the pids of PID's children, their children, ...
-  local s l p c
-  local -A kids=()
-  for s in /proc/[0-9]*/stat; do
-    { read -r l <"$s"; } 2>/dev/null || continue
-    p=${s#/proc/} l=${l##*) }
-    p=${p%/stat} l=${l#* }
-    kids[${l%% *}]+="$p "
-  done
-  local -a todo=("$1")
-  while ((${#todo[@]})); do
-    p=${todo[-1]}
-    unset 'todo[-1]'
-    for c in ${kids[$p]:-}; do echo "$c"; todo+=("$c"); done
-  done
-}
-# postmaster_pid N: node N's running postmaster, from its pid file, checked to be a postgres
-# process whose working directory is node N's data directory.
-postmaster_pid() {
-  local f="$DIR/node$1/postmaster.pid" pid
-  [[ -f $f ]] || return 1
-  pid=$(head -n 1 "$f" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid" || return 1
-  grep -qa postgres "/proc/$pid/cmdline" 2>/dev/null || return 1
-  [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$(realpath "$DIR/node$1")" ]] || return 1
-  echo "$pid"
-}
 # node_pids N: node N's Patroni, its descendants (the postmaster Patroni started and its
 # children), and a postmaster of node N's data directory left by another Patroni.
 node_pids() {
@@ -126,30 +93,8 @@ node_pids() {
   if p=$(own_pid "patroni$1"); then echo "$p"; descendants "$p"; fi
   if pm=$(postmaster_pid "$1") && [[ $(proc_field "$pm" 4) != "${p:-x}" ]]; then echo "$pm"; descendants "$pm"; fi
 }
-wait_gone() {  # wait_gone SECONDS PID...: poll until every PID has exited
-  local deadline=$((SECONDS + $1)) p alive; shift
-  while :; do
-    alive=""
-    for p in "$@"; do if proc_alive "$p"; then alive=$p; break; fi; done
-    [[ -n $alive ]] || return 0
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
-# thaw N: SIGCONT what `freeze-leader` stopped on node N (pids recorded with start times) and
-# everything of node N now (covers an interrupted freeze).
-thaw() {
-  local f="$DIR/run/frozen$1" pid st
-  local -a pids=()
-  if [[ -f $f ]]; then
-    while read -r pid st; do
-      if [[ $pid =~ ^[0-9]+$ && $(proc_field "$pid" 22 2>/dev/null) == "$st" ]]; then pids+=("$pid"); fi
-    done <"$f"
-  fi
-  mapfile -t -O "${#pids[@]}" pids < <(node_pids "$1" || true)
-  if ((${#pids[@]})); then kill -CONT "${pids[@]}" 2>/dev/null || true; fi
-  rm -f "$f"
-}
+# thaw N: SIGCONT what `freeze-leader` stopped on node N and everything of node N now.
+thaw() { thaw_recorded "$DIR/run/frozen$1" "$1"; }
 
 # ---- Patroni's view (REST API of any answering node) ----------------------------
 cluster_json() {
@@ -242,8 +187,8 @@ log:
 restapi:
   listen: 127.0.0.1:$(restport "$i")
   connect_address: 127.0.0.1:$(restport "$i")
-etcd3:
-  hosts: 127.0.0.1:$ETCD_PORT
+etcd:
+  host: 127.0.0.1:$ETCD_PORT
 bootstrap:
   dcs:
     ttl: $TTL
@@ -355,7 +300,11 @@ cmd_start() {
     as_pg test -w "$DIR" || die "user postgres cannot write to $DIR (choose another WR_PATRONI_DIR)"
   fi
   log "etcd on 127.0.0.1:$ETCD_PORT"
-  "${AS_PG[@]}" etcd --name walrouter-test --data-dir "$DIR/etcd/data" \
+  # Patroni talks to etcd through its v2 API: there it renews the leader key by compare-and-swap.
+  # Patroni 3.0.2's etcd3 code renews it with a plain put when its cached view says it leads, so
+  # a leader resumed after its lease expired (freeze-leader) could take the key back from the
+  # new leader, which Patroni then rewound, discarding writes it had acknowledged.
+  "${AS_PG[@]}" etcd --name walrouter-test --data-dir "$DIR/etcd/data" --enable-v2 \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \

@@ -101,6 +101,17 @@ static void expect_add(wr_conn_op *op, expect_kind kind, int step, uint32_t id) 
     op->ex[op->nex++] = (wr_expect){(int)kind, step, id};
 }
 
+/* Queues the execution of step i as statement st, prepared on this
+ * connection (or queued to be); 0 or -1 (a send failed). */
+static int send_prepared(wr_conn_op *op, int i, const wr_stmt *st) {
+    const wr_pq_step *s = &op->steps[i];
+    char name[16];
+    snprintf(name, sizeof name, "wr%u", st->id);
+    if (!PQsendQueryPrepared(op->c->pg, name, s->nparams, s->params, NULL, NULL, 0)) return -1;
+    expect_add(op, K_EXEC, i, st->id);
+    return 0;
+}
+
 /* Queues the messages of one step; 0 or -1 (a send failed). */
 static int send_step(wr_conn_op *op, int i) {
     wr_conn *c = op->c;
@@ -108,8 +119,8 @@ static int send_step(wr_conn_op *op, int i) {
     if (c->use_cache) {
         uint64_t h = wr_stmt_hash(s->sql);
         wr_stmt *st = wr_stmtcache_find(&c->cache, s->sql, h);
-        char name[16];
         if (!st && (st = wr_stmtcache_add(&c->cache, s->sql, h)) != NULL) {
+            char name[16];
             snprintf(name, sizeof name, "wr%u", st->id);
             if (!PQsendPrepare(c->pg, name, s->sql, s->nparams, NULL)) {
                 wr_stmtcache_remove(&c->cache, st->id, 0);
@@ -117,12 +128,7 @@ static int send_step(wr_conn_op *op, int i) {
             }
             expect_add(op, K_PREP, i, st->id);
         }
-        if (st) {
-            snprintf(name, sizeof name, "wr%u", st->id);
-            if (!PQsendQueryPrepared(c->pg, name, s->nparams, s->params, NULL, NULL, 0)) return -1;
-            expect_add(op, K_EXEC, i, st->id);
-            return 0;
-        }
+        if (st) return send_prepared(op, i, st);
     }
     if (!PQsendQueryParams(c->pg, s->sql, s->nparams, NULL, s->params, NULL, NULL, 0)) return -1;
     expect_add(op, K_EXEC, i, UINT32_MAX);
@@ -161,6 +167,14 @@ static int send_all(wr_conn_op *op) {
     return -1;
 }
 
+/* Everything is queued: writes what the socket takes now, the rest as it
+ * becomes writable. */
+static void sent(wr_conn_op *op) {
+    op->flushing = PQflush(op->c->pg);
+    if (op->flushing < 0) finish(op, WR_RUN_LOST, NULL);
+    op->just_sent = 1;
+}
+
 /* The common read: one statement already prepared on this connection, and
  * no DEALLOCATE to send. It goes without pipeline mode (Bind, Execute, Sync
  * in one write, as PQexecPrepared does), which costs libpq less than a
@@ -168,21 +182,16 @@ static int send_all(wr_conn_op *op) {
  * Returns 1 when it took the op (sent, or finished), 0 to use a pipeline. */
 static int send_cached_alone(wr_conn_op *op) {
     wr_conn *c = op->c;
-    wr_pq_step *s = &op->steps[0];
+    const char *sql = op->steps[0].sql;
     if (op->n != 1 || !c->use_cache || c->cache.ndealloc) return 0;
-    wr_stmt *st = wr_stmtcache_find(&c->cache, s->sql, wr_stmt_hash(s->sql));
+    wr_stmt *st = wr_stmtcache_find(&c->cache, sql, wr_stmt_hash(sql));
     if (!st) return 0;
-    char name[16];
-    snprintf(name, sizeof name, "wr%u", st->id);
-    if (!PQsendQueryPrepared(c->pg, name, s->nparams, s->params, NULL, NULL, 0)) {
+    if (send_prepared(op, 0, st) != 0) {
         /* Outside a pipeline it also writes: part of it may have gone. */
         finish(op, WR_RUN_LOST, NULL);
         return 1;
     }
-    expect_add(op, K_EXEC, 0, st->id);
-    op->flushing = PQflush(c->pg);
-    if (op->flushing < 0) finish(op, WR_RUN_LOST, NULL);
-    op->just_sent = 1;
+    sent(op);
     return 1;
 }
 
@@ -227,9 +236,7 @@ void wr_conn_op_start(wr_conn_op *op, wr_conn *c, wr_pq_step *steps, int n, uint
         finish(op, WR_RUN_LOST, NULL);
         return;
     }
-    op->flushing = PQflush(pg);
-    if (op->flushing < 0) finish(op, WR_RUN_LOST, NULL);
-    op->just_sent = 1;
+    sent(op);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
