@@ -226,6 +226,16 @@ static void run_scenario(wr_cluster *c, char conninfo[LOAD_NODES][512], const sc
         else nap_ms(100);
     }
     CHECK(rejoin != 0);
+    if (!rejoin) { /* what the engine believes, to tell why */
+        char *js = wr_cluster_status_json(c);
+        fprintf(stderr, "the old leader serves no reads; walrouter's view: %s\n", js ? js : "(none)");
+        wr_free(js);
+        const char *sh = getenv("WR_PATRONI_SH");
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "%s status >&2", sh && *sh ? sh : "tests/patroni.sh");
+        fprintf(stderr, "Patroni's view:\n");
+        if (system(cmd) != 0) fprintf(stderr, "(patroni.sh status failed)\n");
+    }
     load_stop(&L);
 
     int *counts[LOAD_WRITERS] = {0};
