@@ -148,6 +148,22 @@ static uint64_t read_deadline(const wr_op *op, const wr_engine *e, uint64_t now)
 
 /* ---- the primary path ------------------------------------------------------ */
 
+/* Why there is no primary when a node claims to be one on an older timeline
+ * than walrouter saw (it stays fenced: writes acknowledged on the newer one
+ * may be gone from it); "" otherwise. */
+static const char *fenced_claim(const wr_engine *e, char *buf, size_t len) {
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < e->n; i++) {
+        const wr_node_track *n = &e->nodes[i];
+        if (n->fenced && n->tli < e->top_tli) {
+            snprintf(buf, len, "; %s claims the primary on timeline %u, older than timeline %u seen before: fenced",
+                     n->name, n->tli, e->top_tli);
+            break;
+        }
+    }
+    return buf;
+}
+
 static void next_primary(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_step *out) {
     char msg[192];
     int p;
@@ -168,8 +184,9 @@ static void next_primary(wr_op *op, wr_sess *s, wr_engine *e, uint64_t now, wr_s
             if (p >= 0) out->flags = WR_PROBE_FORCE;
             return;
         }
-        done(op, WR_E_NO_PRIMARY, p, WR_REASON_NONE, "no primary is reachable%s",
-             op->as_write || op->kind == WR_OP_WRITE ? "; the statement was not sent" : "");
+        done(op, WR_E_NO_PRIMARY, p, WR_REASON_NONE, "no primary is reachable%s%s",
+             op->as_write || op->kind == WR_OP_WRITE ? "; the statement was not sent" : "",
+             fenced_claim(e, msg, sizeof msg));
         give_done(op, out);
         return;
     }

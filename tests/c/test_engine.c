@@ -281,6 +281,27 @@ static void old_primary_on_an_older_timeline_is_fenced_and_gets_no_writes(void) 
     CHECK_INT(r.done.node, B);
 }
 
+/* The cluster manager goes back a timeline (seen with Patroni 3.0.2 on
+ * etcd3): the old primary takes over again and the node promoted meanwhile
+ * is rewound to follow it. Writes acknowledged on the newer timeline may be
+ * gone, so the old primary stays fenced, and the error says why. */
+static void an_old_primary_reinstated_on_an_older_timeline_stays_fenced_and_the_error_says_why(void) {
+    cluster();
+    promote(B, 2, 2000);
+    probe_node(P);        /* resumed, still claiming timeline 1 */
+    follow(B, 1, 1500);   /* rewound onto timeline 1, following P */
+    CHECK_INT(wr_engine_state(&eng, P), WR_STATE_FENCED);
+    CHECK_INT(write_target(), -1);
+    wr_sess s;
+    wr_sess_init(&s, 0);
+    play w = PLAY(&s, WR_OP_WRITE, PROBED); /* every node is asked again: same answers */
+    CHECK_INT(w.done.status, WR_E_NO_PRIMARY);
+    CHECK_INT(w.runs, 0);
+    CHECK(strstr(w.done.msg, "the statement was not sent") != NULL);
+    CHECK(strstr(w.done.msg, names[P]) != NULL);
+    CHECK(strstr(w.done.msg, "timeline 1, older than timeline 2") != NULL);
+}
+
 static void two_reachable_claimants_on_one_timeline_get_no_writes(void) {
     cluster();
     promote(B, 1, 1000); /* same timeline as P: they cannot be ordered */
@@ -1446,6 +1467,7 @@ int main(void) {
     /* election (G7) */
     RUN(the_primary_on_the_highest_timeline_wins);
     RUN(old_primary_on_an_older_timeline_is_fenced_and_gets_no_writes);
+    RUN(an_old_primary_reinstated_on_an_older_timeline_stays_fenced_and_the_error_says_why);
     RUN(two_reachable_claimants_on_one_timeline_get_no_writes);
     RUN(a_second_claimant_on_the_timeline_of_a_down_primary_does_not_take_over);
     RUN(a_split_brain_does_not_end_when_one_claimant_becomes_unreachable);
