@@ -194,7 +194,8 @@ def test_autocommit_reads_see_the_connections_own_writes_under_paused_replay(dsn
         assert cur.fetchone() == (3,)
 
 
-def test_a_select_that_writes_is_moved_to_the_primary(dsn, names, table):
+def test_a_select_that_writes_is_moved_to_the_primary(dsn, names, table, lag):
+    lag.wait_replay(*REPLICAS)  # a new session has no token: the replicas must have the table
     with dbapi.connect(dsn, autocommit=True) as conn:
         cur = conn.cursor()
         cur.execute(f"SELECT nextval('{table}_id_seq')")
