@@ -80,11 +80,29 @@ void wr_dsn_free(wr_dsn *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* Masks in msg what could be the password in a DSN libpq failed to parse,
- * as written (libpq quotes pieces of it, e.g. a bad percent-encoding):
- * the text between "scheme://user:" and "@", and each "password=" value. */
-static void mask_raw_passwords(const char *dsn, char *msg, size_t cap) {
-    char raw[WR_MSG_SIZE];
+/* Pieces of a DSN's text that could be its password, as written. */
+#define MAX_PIECES 64
+typedef struct {
+    const char *at[MAX_PIECES];
+    size_t len[MAX_PIECES];
+    size_t n;
+    int overflow;
+} pieces;
+
+static void add_piece(pieces *ps, const char *at, size_t len) {
+    if (len == 0) return;
+    if (ps->n == MAX_PIECES) {
+        ps->overflow = 1;
+        return;
+    }
+    ps->at[ps->n] = at;
+    ps->len[ps->n++] = len;
+}
+
+/* What could be the password in a DSN libpq failed to parse (libpq quotes
+ * pieces of it, e.g. a bad percent-encoding): the text between
+ * "scheme://user:" and "@", and each "password=" value. */
+static void raw_passwords(const char *dsn, pieces *ps) {
     const char *p = strstr(dsn, "://");
     if (p) {
         const char *u = p + 3, *end = u + strcspn(u, "/?#");
@@ -92,13 +110,9 @@ static void mask_raw_passwords(const char *dsn, char *msg, size_t cap) {
         /* Up to the last '@' and to any before it, and each piece between
          * them: libpq may split an unencoded '@' in a password elsewhere. */
         for (const char *at = end, *next = end; colon && at > colon; at--) {
-            if (*at != '@' || (size_t)(at - colon) >= sizeof raw) continue;
-            snprintf(raw, sizeof raw, "%.*s", (int)(at - colon - 1), colon + 1);
-            wr_mask_secrets(msg, cap, raw);
-            if (next < end) {
-                snprintf(raw, sizeof raw, "%.*s", (int)(next - at - 1), at + 1);
-                wr_mask_secrets(msg, cap, raw);
-            }
+            if (*at != '@') continue;
+            add_piece(ps, colon + 1, (size_t)(at - colon - 1));
+            if (next < end) add_piece(ps, at + 1, (size_t)(next - at - 1));
             next = at;
         }
     }
@@ -110,11 +124,44 @@ static void mask_raw_passwords(const char *dsn, char *msg, size_t cap) {
         v += strspn(v, " \t");
         int quoted = *v == '\'';
         v += quoted;
-        size_t len = strcspn(v, quoted ? "'" : " \t&#");
-        if (len == 0 || len >= sizeof raw) continue;
-        snprintf(raw, sizeof raw, "%.*s", (int)len, v);
-        wr_mask_secrets(msg, cap, raw);
+        add_piece(ps, v, strcspn(v, quoted ? "'" : " \t&#"));
     }
+}
+
+/* msg into out (cap bytes, truncated), every occurrence of every piece
+ * masked, and every start of one. All are found in the whole message as
+ * libpq wrote it: before any is masked (masking one first could break up
+ * another's occurrence) and before it is cut to size (which could cut one
+ * short). Too many pieces to tell, or no memory: the detail goes. */
+static void mask_raw_passwords(const char *dsn, const char *msg, char *out, size_t cap) {
+    static const char withheld[] = "libpq's message is not shown: it could quote the password";
+    pieces ps = {0};
+    raw_passwords(dsn, &ps);
+    size_t len = strlen(msg);
+    unsigned char *covered = ps.overflow ? NULL : calloc(len + 1, 1);
+    if (!covered) {
+        snprintf(out, cap, "%s", withheld);
+        return;
+    }
+    /* A piece, or the first 4+ characters of one: libpq may quote less of
+     * the text than a piece runs to (where its own parse stopped). */
+    for (size_t k = 0; k < ps.n; k++)
+        for (size_t i = 0; i < len; i++) {
+            size_t m = 0;
+            while (m < ps.len[k] && i + m < len && msg[i + m] == ps.at[k][m]) m++;
+            if (m == ps.len[k] || m >= 4) memset(covered + i, 1, m);
+        }
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 1 < cap;) {
+        if (!covered[i]) {
+            out[o++] = msg[i++];
+            continue;
+        }
+        for (const char *m = "********"; *m && o + 1 < cap; m++) out[o++] = *m;
+        while (i < len && covered[i]) i++;
+    }
+    out[o] = '\0';
+    free(covered);
 }
 
 wr_status wr_dsn_parse(wr_dsn *d, const char *dsn, uint32_t connect_timeout_s, wr_err *e) {
@@ -123,10 +170,11 @@ wr_status wr_dsn_parse(wr_dsn *d, const char *dsn, uint32_t connect_timeout_s, w
     if (!dsn) return wr_err_set(e, NULL, WR_ERR_ARG, -1, NULL, "DSN is NULL");
     PQconninfoOption *opts = PQconninfoParse(dsn, &errmsg);
     if (!opts) {
-        wr_status st = wr_err_set(e, NULL, errmsg ? WR_ERR_ARG : WR_ERR_NOMEM, -1, NULL,
-                                  "invalid DSN: %s", errmsg ? errmsg : "out of memory");
+        /* Masked before wr_err_set's own masking changes the text. */
+        char msg[WR_MSG_SIZE];
+        mask_raw_passwords(dsn, errmsg ? errmsg : "out of memory", msg, sizeof msg);
+        wr_status st = wr_err_set(e, NULL, errmsg ? WR_ERR_ARG : WR_ERR_NOMEM, -1, NULL, "invalid DSN: %s", msg);
         PQfreemem(errmsg);
-        mask_raw_passwords(dsn, e->msg, sizeof e->msg);
         return st;
     }
     const char *hosts = NULL, *addrs = NULL, *ports = NULL;

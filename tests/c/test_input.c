@@ -110,6 +110,8 @@ static void dsn_parse_errors_never_show_the_password(void) {
         "postgresql://h/db?user=u&password=SECRET%q&sslmode=disable",
         "host=h password='SECRET",
         "host=h password = SECRET port",
+        /* the value holds a URI's user:password@, masked on its own first */
+        "postgresql://h/db?password=SECRET%t://u:pw@x",
     };
     for (size_t k = 0; k < sizeof dsns / sizeof dsns[0]; k++) {
         wr_cluster *c = NULL;
