@@ -229,6 +229,9 @@ static void reads_never_go_back_in_time_across_replicas(void) {
         wr_session_free(s);
     }
     CHECK_INT(t_cluster("resume 1"), 0);
+    /* Both stream again before the next test expects replica reads. */
+    CHECK_INT(t_cluster("wait-replay 1"), 0);
+    CHECK_INT(t_cluster("wait-replay 2"), 0);
 }
 
 static void a_transaction_stays_on_one_node_and_rolls_back(void) {

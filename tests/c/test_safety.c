@@ -336,6 +336,7 @@ static void a_replica_without_its_wal_receiver_is_excluded_within_the_time_limit
     wr_session *w = wr_session_new(c);
     CHECK_INT(exec0(w, "CREATE TABLE t6 (id bigint PRIMARY KEY)"), WR_OK);
     CHECK_INT(t_cluster("wait-replay 2"), 0);
+    CHECK_INT(t_cluster("wait-replay 1"), 0); /* fresh sessions read it on either replica */
     CHECK_INT(t_cluster("stop-receiver 2"), 0);
 
     long id = 0;
@@ -424,6 +425,7 @@ static void a_replica_restarted_far_behind_serves_no_reads_until_it_caught_up(vo
     x.w = wr_session_new(x.c);
     CHECK_INT(exec0(x.w, "CREATE TABLE t7 (id bigint PRIMARY KEY)"), WR_OK);
     CHECK_INT(t_cluster("wait-replay 2"), 0);
+    CHECK_INT(t_cluster("wait-replay 1"), 0); /* fresh sessions read it on either replica */
 
     /* Node 2 replays 3 s late: past the limit while writes go on. */
     CHECK_INT(t_cluster("delay 2 3000"), 0);

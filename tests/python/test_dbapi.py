@@ -151,7 +151,7 @@ def test_a_failed_statement_aborts_the_transaction_until_rollback(dsn, table):
         conn.close()
 
 
-def test_the_connection_context_manager_commits_or_rolls_back_then_closes(dsn, table):
+def test_the_connection_context_manager_commits_or_rolls_back_then_closes(dsn, table, lag):
     with dbapi.connect(dsn) as conn:
         conn.cursor().execute(f"INSERT INTO {table} (v) VALUES ('in')")
     assert conn.closed
@@ -159,6 +159,7 @@ def test_the_connection_context_manager_commits_or_rolls_back_then_closes(dsn, t
         with dbapi.connect(dsn) as conn:
             conn.cursor().execute(f"INSERT INTO {table} (v) VALUES ('out')")
             raise RuntimeError("boom")
+    lag.wait_replay(*REPLICAS)  # the next connection has no token
     with dbapi.connect(dsn, autocommit=True) as conn:
         cur = conn.cursor()
         cur.execute(f"SELECT v FROM {table}", ())

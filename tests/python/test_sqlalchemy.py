@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, declarative_base  # noqa: E402
 
 import walrouter.sqlalchemy as wsa  # noqa: E402
 
-from conftest import PRIMARY, REPLICAS, poll  # noqa: E402
+from conftest import PRIMARY, REPLICAS, Lag, poll  # noqa: E402
 
 Base = declarative_base()
 
@@ -30,6 +30,9 @@ class Note(Base):
 
 @pytest.fixture
 def engine(dsn):
+    # drop_all and create_all ask whether the table exists by a read (the
+    # previous test's teardown dropped it): the replicas must have that.
+    Lag.wait_replay(*REPLICAS)
     e = sa.create_engine(wsa.url_from_dsn(dsn, read_budget_ms=300), isolation_level="AUTOCOMMIT")
     Base.metadata.drop_all(e)  # leftovers of an interrupted run
     Base.metadata.create_all(e)
@@ -63,9 +66,14 @@ def request(engine, token, author, body=None):
 def test_the_dialect_is_found_by_its_url_and_reads_reach_a_replica(engine, names):
     assert type(engine.dialect).__name__ == "WalrouterDialect" and engine.dialect.driver == "walrouter"
     log = ran(engine)
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT 40 + :n"), {"n": 2}).scalar() == 42
-    assert log[-1][1] in [names[r] for r in REPLICAS] and log[-1][2].startswith("replica")
+
+    def read_on_a_replica():
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 40 + :n"), {"n": 2}).scalar() == 42
+        return log[-1][1] in [names[r] for r in REPLICAS] and log[-1][2].startswith("replica")
+
+    # Until a probe measured the replicas' lag they serve nothing (see below).
+    poll(read_on_a_replica, "a read on a replica", timeout=10)
 
 
 def test_orm_writes_go_to_the_primary_and_the_users_reads_see_them_with_replay_paused(engine, names, lag):
