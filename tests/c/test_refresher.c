@@ -36,6 +36,21 @@ static int settle_tasks(int want) {
     return n;
 }
 
+/* The thread count once no thread is on its way out: a joined thread may
+ * still be listed in /proc/self/task for a moment after pthread_join
+ * returned (the kernel reaps it after waking the joiner), so the count is
+ * read until it stayed the same for 50 ms (at most 5 s). */
+static int steady_tasks(void) {
+    int n = task_count(), same = 0;
+    for (int i = 0; i < 500 && same < 5; i++) {
+        t_nap(10);
+        int m = task_count();
+        same = m == n ? same + 1 : 0;
+        n = m;
+    }
+    return n;
+}
+
 static wr_cluster *open_without_refresher(void) {
     wr_options o = {0};
     o.no_refresher = 1;
@@ -66,7 +81,7 @@ static void concurrent_starts_make_one_thread_and_stop_joins_it(void) {
     pthread_t warm;
     pthread_create(&warm, NULL, nothing, NULL);
     pthread_join(warm, NULL);
-    int base = task_count();
+    int base = steady_tasks();
     for (int round = 0; round < 10; round++) {
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, STARTERS);
