@@ -36,16 +36,18 @@ def psql(node: int, sql: str) -> str:
     return cluster_sh("psql", node, sql)
 
 
-def poll(condition, what: str, timeout: float = 30.0, interval: float = 0.05):
+def poll(condition, what: str, timeout: float = 30.0, interval: float = 0.05, detail=None):
     """Waits until condition() is truthy and returns it (a poll, not a
-    timing assumption: the timeout only bounds a hung test)."""
+    timing assumption: the timeout only bounds a hung test). detail(), when
+    given, says what was seen last if the wait fails."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            seen = f": {detail()}" if detail else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{seen}")
         time.sleep(interval)
 
 
